@@ -1,0 +1,24 @@
+"""dgflow: refine the samples of trained deep generative models with a discriminator.
+
+    import dgflow
+    result = dgflow.refine(generator, discriminator, z, method="dgflow", f="KL", eta=0.1, gamma=0.01, steps=25)
+    result.x            # refined samples
+    picked = dgflow.select(generator, discriminator, n=1000, method="drs")
+"""
+
+from .api import RefineResult, generate, refine, select
+from .divergences import DIVERGENCES, FDivergence, get_divergence
+from .priors import NormalPrior, Prior, UniformPrior, make_prior
+from .ratio import DensityRatio
+from .refiners import REFINERS, Refiner
+from .rng import SampleNoise
+from .selectors import SELECTORS, SelectResult, Selector
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "refine", "select", "generate", "RefineResult", "SelectResult", "DensityRatio",
+    "FDivergence", "DIVERGENCES", "get_divergence",
+    "Prior", "NormalPrior", "UniformPrior", "make_prior",
+    "Refiner", "REFINERS", "Selector", "SELECTORS", "SampleNoise",
+]

@@ -1,0 +1,298 @@
+"""The two public entry points: :func:`refine` (move samples) and :func:`select` (keep samples)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from .priors import Prior, make_prior
+from .ratio import DensityRatio
+from .refiners import REFINERS
+from .refiners.base import build
+from .rng import SampleNoise
+from .selectors import SELECTORS, Proposals, SelectResult
+from .target import Target, eval_mode
+
+
+@dataclass
+class RefineResult:
+    """Refined latents and samples, and the states kept every ``save_interval`` steps.
+
+    ``z`` / ``x`` / ``logits``: the final latents, samples and logits (on the CPU).
+    ``steps``: the step indices kept; ``z_history[k]`` (latent space only), ``x_history[k]``
+    (when ``keep_samples``) and ``logit_history[k]`` hold the state after ``steps[k]`` steps.
+    In data space ``z`` is the unchanged starting latent and ``x`` the refined sample.
+    """
+
+    z: Tensor
+    x: Tensor
+    logits: Tensor
+    steps: list[int]
+    z_history: Tensor | None
+    x_history: Tensor | None
+    logit_history: Tensor
+    sample_ids: Tensor
+    method: str
+    space: str
+    options: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def refine(
+    generator: Callable[..., Tensor],
+    discriminator: Callable[..., Tensor] | Sequence[Callable[..., Tensor]],
+    z: Tensor | None = None,
+    method: str = "dgflow",
+    *,
+    n: int | None = None,
+    latent_shape: Sequence[int] | None = None,
+    prior: str | Prior | Any = "normal",
+    labels: Tensor | None = None,
+    corrector: Callable[..., Tensor] | Sequence[Callable[..., Tensor]] | None = None,
+    space: str = "latent",
+    save_interval: int | None = 5,
+    keep_samples: bool = True,
+    batch_size: int = 500,
+    device: torch.device | str | None = None,
+    seed: int = 0,
+    sample_ids: Tensor | Sequence[int] | None = None,
+    progress: bool = True,
+    callback: Callable[[dict[str, Any]], None] | None = None,
+    **options: Any,
+) -> RefineResult:
+    """Refine generator samples with ``method`` (``"dgflow"``, ``"ddls"`` or ``"dot"``).
+
+    ``discriminator`` returns the logit ``d(x) ~ log(mu(x)/p_g(x))`` (``[B]`` or ``[B, 1]``);
+    ``corrector`` adds density-ratio-corrector terms to it. ``z`` (``[N, *latent_shape]``) are
+    the starting latents; without it ``n`` latents are drawn from ``prior``. Sample ``i``
+    uses its own random stream keyed by ``(seed, sample_ids[i])``, so results do not depend
+    on ``batch_size``. ``options`` go to the method (e.g. ``f``, ``eta``, ``gamma``, ``steps``).
+    """
+    if isinstance(method, str) and method.lower() in SELECTORS:
+        raise ValueError(f"{method!r} selects samples rather than moving them: call dgflow.select(..., method={method!r})")
+    refiner = build(REFINERS, "refinement", method, options)
+    if space not in ("latent", "data"):
+        raise ValueError(f"space must be 'latent' or 'data', got {space!r}")
+    _check_int("batch_size", batch_size, 1)
+    if save_interval is not None:
+        _check_int("save_interval", save_interval, 1)
+    ratio = DensityRatio(discriminator, corrector)
+    device = _resolve_device(device, generator, ratio)
+    z, prior_obj, ids = _latents(z, n, latent_shape, prior, seed, sample_ids)
+    labels = _check_labels(labels, len(z))
+    latent_target = Target(generator, ratio, prior_obj)
+    target = latent_target if space == "latent" else Target(None, ratio, None)
+
+    steps_kept = _kept_steps(refiner.steps, save_interval)
+    outs: dict[str, list[Tensor]] = {"z": [], "x": [], "logit": [], "z_hist": [], "x_hist": [], "d_hist": [], "acc": []}
+    with eval_mode(generator, ratio), tqdm(total=len(z) * refiner.steps, desc=f"refine ({method})",
+                                           disable=None if progress else True, leave=False) as bar:
+
+        def draw(stream: str, count: int) -> tuple[Tensor, Target]:
+            noise = SampleNoise(seed, torch.arange(count), device)
+            z0 = prior_obj.draw(noise, stream=stream)
+            lab = None if labels is None else labels.to(device)[noise.randint(len(labels), stream=stream + "-labels")]
+            with torch.no_grad():
+                pos = z0 if space == "latent" else latent_target.bind(lab).sample(z0)
+            return pos, target.bind(lab)
+
+        info = refiner.prepare(draw)
+        for index in torch.arange(len(z)).split(batch_size):
+            batch_labels = None if labels is None else labels[index].to(device)
+            noise = SampleNoise(seed, ids[index], device)
+            start = z[index].to(device)
+            if space == "data":
+                with torch.no_grad():
+                    start = latent_target.bind(batch_labels).sample(start)
+            t = target.bind(batch_labels)
+            state = refiner.init(t, start)
+            hist = [_snapshot(state, keep_samples)] if 0 in steps_kept else []
+            for step in range(refiner.steps):
+                state = refiner.step(t, state, step, noise)
+                if callback is not None:
+                    callback({"step": step + 1, "state": state, "sample_ids": ids[index], "target": t})
+                if step + 1 in steps_kept:
+                    hist.append(_snapshot(state, keep_samples))
+                bar.update(len(index))
+            outs["z"].append(state.z.cpu() if space == "latent" else z[index])
+            outs["x"].append(state.x.cpu())
+            outs["logit"].append(state.logit.cpu())
+            outs["z_hist"].append(torch.stack([h[0] for h in hist]))
+            if keep_samples:
+                outs["x_hist"].append(torch.stack([h[1] for h in hist]))
+            outs["d_hist"].append(torch.stack([h[2] for h in hist]))
+            if hasattr(state, "accepted"):
+                outs["acc"].append(state.accepted.cpu())
+    if outs["acc"] and refiner.steps:
+        info["acceptance_rate"] = float(torch.cat(outs["acc"]).mean()) / refiner.steps
+    return RefineResult(
+        z=torch.cat(outs["z"]), x=torch.cat(outs["x"]), logits=torch.cat(outs["logit"]),
+        steps=sorted(steps_kept),
+        z_history=torch.cat(outs["z_hist"], 1) if space == "latent" else None,
+        x_history=torch.cat(outs["x_hist"], 1) if keep_samples else None,
+        logit_history=torch.cat(outs["d_hist"], 1), sample_ids=ids, method=refiner.name, space=space,
+        options=refiner.options(), info=info)
+
+
+def generate(
+    generator: Callable[..., Tensor],
+    n: int,
+    *,
+    latent_shape: Sequence[int] | None = None,
+    prior: str | Prior | Any = "normal",
+    labels: Tensor | None = None,
+    batch_size: int = 500,
+    device: torch.device | str | None = None,
+    seed: int = 0,
+    sample_ids: Tensor | Sequence[int] | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Base samples ``(z, x = g(z))`` with the same seeded latents :func:`refine` starts from."""
+    _check_int("batch_size", batch_size, 1)
+    device = _resolve_device(device, generator)
+    z, prior_obj, _ = _latents(None, n, latent_shape, prior, seed, sample_ids)
+    labels = _check_labels(labels, n)
+    target = Target(generator, None, prior_obj)  # type: ignore[arg-type]
+    xs = []
+    with eval_mode(generator), torch.no_grad():
+        for index in torch.arange(n).split(batch_size):
+            t = target.bind(None if labels is None else labels[index].to(device))
+            xs.append(t.sample(z[index].to(device)).cpu())
+    return z, torch.cat(xs)
+
+
+def select(
+    generator: Callable[..., Tensor],
+    discriminator: Callable[..., Tensor] | Sequence[Callable[..., Tensor]],
+    n: int,
+    method: str = "drs",
+    *,
+    latent_shape: Sequence[int] | None = None,
+    prior: str | Prior | Any = "normal",
+    labels: Tensor | None = None,
+    real: Tensor | None = None,
+    real_labels: Tensor | None = None,
+    corrector: Callable[..., Tensor] | Sequence[Callable[..., Tensor]] | None = None,
+    batch_size: int = 500,
+    device: torch.device | str | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    **options: Any,
+) -> SelectResult:
+    """Draw ``n`` samples by ``method`` (``"drs"`` or ``"mhgan"``) from the generator's proposals.
+
+    ``real`` (held-out real data) starts MH-GAN's chains and calibrates its discriminator.
+    With ``labels`` (one class per output sample) every output keeps its class; MH-GAN then
+    also needs ``real_labels``.
+    """
+    if isinstance(method, str) and method.lower() in REFINERS:
+        raise ValueError(f"{method!r} moves samples rather than selecting them: call dgflow.refine(..., method={method!r})")
+    selector = build(SELECTORS, "selection", method, options)
+    _check_int("n", n, 1)
+    _check_int("batch_size", batch_size, 1)
+    ratio = DensityRatio(discriminator, corrector)
+    device = _resolve_device(device, generator, ratio)
+    prior_obj = make_prior(prior, latent_shape)
+    labels = _check_labels(labels, n)
+    if real is not None:
+        if not isinstance(real, Tensor):
+            raise TypeError(f"real must be a tensor of real samples, got {type(real).__name__}")
+        if labels is not None and real_labels is None:
+            raise ValueError("conditional selection with real samples needs real_labels (the class of each real sample)")
+        real_labels = _check_labels(real_labels, len(real), name="real_labels")
+    target = Target(generator, ratio, prior_obj)
+    with eval_mode(generator, ratio):
+        if labels is None:
+            return selector.select(Proposals(target, seed, batch_size, device, real), n, progress)
+        parts: list[tuple[Tensor, SelectResult]] = []
+        for c in torch.unique(labels):
+            where = torch.nonzero(labels == c).flatten()
+            class_real = None if real is None else real[real_labels == c]
+            proposals = Proposals(target.bind(c.to(device)), seed, batch_size, device, class_real,
+                                  stream_prefix=f"class{int(c)}-")
+            parts.append((where, selector.select(proposals, len(where), progress)))
+    return _merge_by_class(parts, n, labels, selector)
+
+
+# ----------------------------------------------------------------------------------------- helpers
+
+
+def _check_int(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
+
+
+def _resolve_device(device: torch.device | str | None, *models: Any) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    for m in models:
+        if isinstance(m, nn.Module):
+            for p in m.parameters():
+                return p.device
+    return torch.device("cpu")
+
+
+def _latents(z: Tensor | None, n: int | None, latent_shape: Sequence[int] | None, prior: Any, seed: int,
+             sample_ids: Tensor | Sequence[int] | None) -> tuple[Tensor, Prior, Tensor]:
+    if z is None:
+        if n is None:
+            raise ValueError("pass the starting latents z, or n (how many to draw) with latent_shape or a prior object")
+        _check_int("n", n, 1)
+        prior_obj = make_prior(prior, latent_shape)
+    else:
+        if not isinstance(z, Tensor):
+            raise TypeError(f"z must be a torch.Tensor shaped [N, *latent_shape], got {type(z).__name__}")
+        if z.ndim < 2:
+            raise ValueError(f"z must be shaped [N, *latent_shape] (at least 2-D), got shape {tuple(z.shape)}; "
+                             "for a single latent use z[None]")
+        if n is not None and n != len(z):
+            raise ValueError(f"n={n} disagrees with the {len(z)} latents given in z")
+        if latent_shape is not None and tuple(latent_shape) != tuple(z.shape[1:]):
+            raise ValueError(f"latent_shape {tuple(latent_shape)} disagrees with z of shape {tuple(z.shape)}")
+        if not torch.isfinite(z).all():
+            raise ValueError("z contains NaN or inf")
+        prior_obj = make_prior(prior, z.shape[1:])
+        n = len(z)
+    ids = torch.arange(n) if sample_ids is None else torch.as_tensor(sample_ids, dtype=torch.int64)
+    if ids.shape != (n,):
+        raise ValueError(f"sample_ids must hold one id per latent ({n}), got shape {tuple(ids.shape)}")
+    if z is None:
+        z = prior_obj.draw(SampleNoise(seed, ids))
+    return z.detach(), prior_obj, ids
+
+
+def _check_labels(labels: Tensor | None, n: int, name: str = "labels") -> Tensor | None:
+    if labels is None:
+        return None
+    labels = torch.as_tensor(labels)
+    if labels.shape[:1] != (n,):
+        raise ValueError(f"{name} must hold one label per sample ({n}), got shape {tuple(labels.shape)}")
+    return labels
+
+
+def _kept_steps(steps: int, save_interval: int | None) -> set[int]:
+    if save_interval is None:
+        return {steps}
+    return set(range(0, steps + 1, save_interval)) | {steps}
+
+
+def _snapshot(state: Any, keep_samples: bool) -> tuple[Tensor, Tensor | None, Tensor]:
+    return state.z.cpu(), state.x.cpu() if keep_samples else None, state.logit.cpu()
+
+
+def _merge_by_class(parts: list[tuple[Tensor, SelectResult]], n: int, labels: Tensor, selector: Any) -> SelectResult:
+    first = parts[0][1]
+    x = torch.empty((n, *first.x.shape[1:]), dtype=first.x.dtype)
+    z = torch.empty((n, *first.z.shape[1:]), dtype=first.z.dtype)
+    d = torch.empty(n, dtype=first.logits.dtype)
+    for where, res in parts:
+        x[where], z[where], d[where] = res.x, res.z, res.logits
+    proposals = sum(res.n_proposals for _, res in parts)
+    accepted = sum(res.acceptance_rate * res.n_proposals for _, res in parts)
+    return SelectResult(x=x, z=z, logits=d, acceptance_rate=accepted / max(proposals, 1), n_proposals=proposals,
+                        method=first.method, options=first.options,
+                        info={"per_class": {int(labels[w[0]]): r.info for w, r in parts}}, labels=labels)

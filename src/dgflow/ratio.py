@@ -1,0 +1,88 @@
+"""The density-ratio estimate every method uses: ``d(x) ~ log(mu(x) / p_g(x))``.
+
+A discriminator logit is one such estimate. For a generator without a discriminator of
+its own (VAE, flow, MMD-GAN), the density-ratio corrector adds terms whose logits sum
+by telescoping, ``p_theta/mu = (p_phi/mu) (p_theta/p_phi)``, so
+``d(x) = d_phi(x) + d_lambda(x)``. :class:`DensityRatio` is that sum, with the checks
+that turn a wrong shape or a NaN into a clear error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+LogitFn = Callable[..., Tensor]
+
+
+class DensityRatio(nn.Module):
+    """``d(x) = sum_k d_k(x)`` over logit terms; call as ``ratio(x)`` or ``ratio(x, labels)``.
+
+    Terms are called ``term(x)``, or ``term(x, labels)`` when labels are given (wrap an
+    unconditional term as ``lambda x, y: D(x)`` in a conditional run). Outputs shaped
+    ``[B]`` or ``[B, 1]`` are accepted; anything else, or a non-finite value, raises.
+    """
+
+    def __init__(self, *terms: LogitFn | Sequence[LogitFn]):
+        super().__init__()
+        flat: list[LogitFn] = []
+        for t in terms:
+            if isinstance(t, DensityRatio):
+                flat.extend(t.terms)
+            elif isinstance(t, (list, tuple)):
+                flat.extend(t)
+            elif t is not None:
+                flat.append(t)
+        if not flat:
+            raise ValueError("DensityRatio needs at least one discriminator (logit) term")
+        for t in flat:
+            if not callable(t):
+                raise TypeError(f"a density-ratio term must be callable (an nn.Module or function), got {type(t).__name__}")
+        self.terms = flat
+        # register modules so .to(), .eval() and state_dict() see them
+        self.modules_ = nn.ModuleList([t for t in flat if isinstance(t, nn.Module)])
+
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        total = None
+        for k, term in enumerate(self.terms):
+            out = term(x) if labels is None else term(x, labels)
+            d = check_logits(out, len(x), _term_name(k, term))
+            total = d if total is None else total + d
+        return total
+
+
+def check_logits(out: object, batch: int, who: str = "the discriminator") -> Tensor:
+    """Validate a logit output and return it shaped ``[B]``."""
+    if not isinstance(out, Tensor):
+        raise TypeError(f"{who} returned {type(out).__name__}; it must return a tensor of logits shaped [B] or [B, 1]")
+    if out.ndim == 2 and out.shape[1] == 1:
+        out = out[:, 0]
+    if out.shape != (batch,):
+        raise ValueError(f"{who} returned shape {tuple(out.shape)} for a batch of {batch}; it must return one logit "
+                         f"per sample, shaped [{batch}] or [{batch}, 1] (a vector-valued critic needs a "
+                         "density-ratio corrector instead)")
+    bad = ~torch.isfinite(out)
+    if bad.any():
+        raise FloatingPointError(f"{who} returned {int(bad.sum())} non-finite logits (NaN or inf) out of {batch}; "
+                                 "check the model and its weights, or lower the step size if it happened mid-refinement")
+    return out
+
+
+def check_samples(x: object, batch: int, who: str = "the generator") -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{who} returned {type(x).__name__}; it must return a tensor of samples")
+    if x.ndim == 0 or x.shape[0] != batch:
+        raise ValueError(f"{who} returned shape {tuple(x.shape)} for {batch} latents; the first dimension must be the batch")
+    bad = ~torch.isfinite(x)
+    if bad.any():
+        n_bad = int(bad.flatten(1).any(1).sum())
+        raise FloatingPointError(f"{who} returned non-finite values (NaN or inf) for {n_bad} of {batch} samples; "
+                                 "check its weights, or lower the step size if the latents diverged")
+    return x
+
+
+def _term_name(k: int, term: object) -> str:
+    name = type(term).__name__ if isinstance(term, nn.Module) else getattr(term, "__name__", "function")
+    return "the discriminator" if k == 0 else f"density-ratio term {k} ({name})"

@@ -1,0 +1,96 @@
+"""The refiner interface: a method is a small dataclass with ``init`` and ``step``.
+
+In the manner of BlackJAX, a refiner's *state* is a named tuple whose first fields are
+``z`` (the position), ``x`` (the sample) and ``logit`` (``d(x)``); the driver
+(:func:`dgflow.refine`) owns batching, seeding, recording and progress, and the
+refiner owns only the update:
+
+    state = refiner.init(target, z0)
+    for n in range(refiner.steps):
+        state = refiner.step(target, state, n, noise)
+
+``prepare`` computes statistics shared by all samples (DOT's ``k_eff``) once, before
+any batch, so results do not depend on how samples are batched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from ..rng import SampleNoise
+from ..target import Target
+
+# (stream name, count) -> (positions, target bound to their labels)
+DrawInitial = Callable[[str, int], tuple[Tensor, Target]]
+
+
+class Refiner:
+    """Base class of the refinement methods (subclasses are dataclasses)."""
+
+    steps: int
+    name: str = "refiner"
+
+    def prepare(self, draw: DrawInitial) -> dict[str, Any]:
+        """Compute shared statistics from draws of the initial distribution; returns them for the log."""
+        return {}
+
+    def init(self, target: Target, z: Tensor) -> NamedTuple:
+        raise NotImplementedError
+
+    def step(self, target: Target, state: Any, n: int, noise: SampleNoise) -> NamedTuple:
+        raise NotImplementedError
+
+    def needs_grad(self, n: int) -> bool:
+        """Whether the state after step ``n`` needs ``grad_z d`` (not after the last step)."""
+        return n + 1 < self.steps
+
+    def options(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+
+def per_sample(s: Tensor, like: Tensor) -> Tensor:
+    """Reshape a ``[B]`` tensor to broadcast against ``[B, ...]``."""
+    return s.reshape(-1, *([1] * (like.ndim - 1)))
+
+
+def select_rows(mask: Tensor, new: NamedTuple, old: NamedTuple) -> NamedTuple:
+    """Field-wise ``where(mask, new, old)`` over the batch dimension (``None`` fields pass through)."""
+    fields = []
+    for a, b in zip(new, old):
+        if a is None or b is None:
+            fields.append(a)
+        else:
+            fields.append(torch.where(per_sample(mask, a), a, b))
+    return type(new)(*fields)
+
+
+def check_positive(name: str, value: float, allow_zero: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        need = "a finite number >= 0" if allow_zero else "a finite number > 0"
+        raise ValueError(f"{name} must be {need}, got {value!r}")
+
+
+def check_steps(steps: int) -> None:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be a whole number >= 0, got {steps!r}")
+
+
+def build(registry: dict[str, type], kind: str, method: str, options: dict[str, Any]) -> Any:
+    """Instantiate ``registry[method](**options)`` with errors that name the fix."""
+    key = method.lower() if isinstance(method, str) else method
+    lookup = {k.lower(): v for k, v in registry.items()}
+    if key not in lookup:
+        raise ValueError(f"unknown {kind} method {method!r}; choose one of {sorted(registry)}")
+    cls = lookup[key]
+    valid = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(options) - valid)
+    if unknown:
+        raise TypeError(f"unknown option(s) {unknown} for method {method!r}; valid options: {sorted(valid)}")
+    return cls(**options)

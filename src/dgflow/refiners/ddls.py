@@ -1,0 +1,85 @@
+"""DDLS: Langevin dynamics on the latent energy of the GAN's implicit energy-based model.
+
+Che et al., "Your GAN is Secretly an Energy-based Model and You Should Use Discriminator
+Driven Latent Sampling", NeurIPS 2020.
+
+    E(z) = -log p_Z(z) - d(g(z))
+    for n = 0 .. steps-1:
+        eps_n = eps * decay^n
+        z' = z - (eps_n / 2) grad E(z) + sqrt(eps_n) * noise_scale * xi,   xi ~ N(0, I)
+        with metropolis=True (MALA): accept z' with probability
+            min(1, exp(E(z) - E(z')) q(z | z') / q(z' | z)),  q(a | b) = N(a; b - (eps_n/2) grad E(b), eps_n I)
+
+With an optimal discriminator the stationary law of ``g(z)`` is the data law; the
+Metropolis correction makes the chain exact for any step size (it requires
+``noise_scale = 1``). Runs in latent space only (``log p_g(x)`` is unknown in data space).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from ..rng import SampleNoise
+from ..target import Target
+from .base import Refiner, check_positive, check_steps, select_rows
+
+
+class DDLSState(NamedTuple):
+    z: Tensor
+    x: Tensor
+    logit: Tensor
+    log_density: Tensor  # -E(z) = log p_Z(z) + d(g(z))
+    score: Tensor | None  # -grad E(z)
+    accepted: Tensor  # proposals accepted so far, per sample
+
+
+@dataclass
+class DDLS(Refiner):
+    eps: float = 0.01
+    steps: int = 100
+    noise_scale: float = 1.0
+    decay: float = 1.0
+    metropolis: bool = False
+    name = "ddls"
+
+    def __post_init__(self) -> None:
+        check_positive("eps", self.eps)
+        check_positive("noise_scale", self.noise_scale, allow_zero=True)
+        check_positive("decay", self.decay)
+        check_steps(self.steps)
+        if self.metropolis and self.noise_scale != 1.0:
+            raise ValueError("DDLS with metropolis=True needs noise_scale=1 (the Metropolis test assumes "
+                             f"Langevin proposals), got noise_scale={self.noise_scale}")
+
+    def _evaluate(self, target: Target, z: Tensor, accepted: Tensor, grad: bool) -> DDLSState:
+        if target.prior is None or target.transform is None:
+            raise ValueError("DDLS runs in latent space only (its energy needs log p_Z); use space='latent'")
+        ev = target.evaluate(z, grad=grad)
+        score = target.prior.score(z) + ev.grad if grad else None
+        return DDLSState(ev.z, ev.x, ev.logit, target.prior.log_prob(z) + ev.logit, score, accepted)
+
+    def init(self, target: Target, z: Tensor) -> DDLSState:
+        return self._evaluate(target, z, torch.zeros(len(z), device=z.device), grad=self.steps > 0)
+
+    def step(self, target: Target, state: DDLSState, n: int, noise: SampleNoise) -> DDLSState:
+        eps = self.eps * self.decay**n
+        z = state.z
+        mean = z + 0.5 * eps * state.score
+        xi = noise.normal(z.shape[1:], step=n, stream="ddls", dtype=z.dtype)
+        proposal = mean + math.sqrt(eps) * self.noise_scale * xi
+        if not self.metropolis:
+            return self._evaluate(target, target.constrain(proposal), state.accepted + 1, grad=self.needs_grad(n))
+        new = self._evaluate(target, proposal, state.accepted + 1, grad=True)
+        reverse_mean = proposal + 0.5 * eps * new.score
+        log_q_forward = -(proposal - mean).flatten(1).pow(2).sum(1) / (2 * eps)
+        log_q_reverse = -(z - reverse_mean).flatten(1).pow(2).sum(1) / (2 * eps)
+        log_alpha = new.log_density - state.log_density + log_q_reverse - log_q_forward
+        log_u = torch.log(noise.uniform(step=n, stream="ddls-accept", dtype=torch.float64)).to(log_alpha)
+        accept = torch.nan_to_num(log_alpha, nan=-math.inf) > log_u
+        return select_rows(accept, new, state)
+

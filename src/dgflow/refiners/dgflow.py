@@ -1,0 +1,57 @@
+"""DGflow: Euler-Maruyama simulation of the entropy-regularised f-divergence gradient flow.
+
+Ansari, Ang & Soh, "Refining Deep Generative Models via Discriminator Gradient Flow", ICLR 2021.
+
+    for n = 0 .. steps-1:
+        d  = d(g(z_n))                                   # density-ratio logit, p_g/mu = exp(-d)
+        z_{n+1} = z_n + eta * s(d) * grad_z d(g(z_n)) + sqrt(2 gamma eta) * xi,   xi ~ N(0, I)
+
+which is ``z_{n+1} = z_n - eta grad_z f'(p_g/mu) + sqrt(2 gamma eta) xi`` with
+``s(d) = r f''(r)`` at ``r = exp(-d)`` (see :mod:`dgflow.divergences`). In data space
+(``space="data"``) the same update runs on ``x``. Latents of a bounded prior are
+clipped back into its support after each step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from torch import Tensor
+
+from ..divergences import FDivergence, get_divergence
+from ..rng import SampleNoise
+from ..target import Evaluation, Target
+from .base import Refiner, check_positive, check_steps, per_sample
+
+
+@dataclass
+class DGflow(Refiner):
+    f: str | FDivergence = "KL"
+    eta: float = 0.1
+    gamma: float = 0.01
+    steps: int = 25
+    divergence: FDivergence = field(init=False, repr=False)
+    name = "dgflow"
+
+    def __post_init__(self) -> None:
+        check_positive("eta", self.eta)
+        check_positive("gamma", self.gamma, allow_zero=True)
+        check_steps(self.steps)
+        self.divergence = get_divergence(self.f)
+
+    def init(self, target: Target, z: Tensor) -> Evaluation:
+        return target.evaluate(z, grad=self.steps > 0)
+
+    def step(self, target: Target, state: Evaluation, n: int, noise: SampleNoise) -> Evaluation:
+        z = state.z
+        drift = self.eta * per_sample(self.divergence.scale(state.logit), z) * state.grad
+        xi = noise.normal(z.shape[1:], step=n, stream="dgflow", dtype=z.dtype)
+        z = target.constrain(z + drift + math.sqrt(2 * self.gamma * self.eta) * xi)
+        return target.evaluate(z, grad=self.needs_grad(n))
+
+    def options(self):
+        out = super().options()
+        out.pop("divergence")
+        out["f"] = self.divergence.name
+        return out

@@ -1,0 +1,83 @@
+"""The selector interface: methods that keep or reject generator samples instead of moving them.
+
+A selector draws proposals through :class:`Proposals`, which gives proposal ``i`` of
+stream ``s`` at step ``k`` the same latent whatever the batching, and returns a
+:class:`SelectResult`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..rng import SampleNoise
+from ..target import Target
+
+
+@dataclass
+class SelectResult:
+    """``n`` selected samples with their latents, logits and acceptance statistics."""
+
+    x: Tensor
+    z: Tensor
+    logits: Tensor
+    acceptance_rate: float
+    n_proposals: int
+    method: str
+    options: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+    labels: Tensor | None = None
+
+
+class Proposals:
+    """Seeded generator proposals, evaluated in batches of at most ``batch_size``."""
+
+    def __init__(self, target: Target, seed: int, batch_size: int, device: torch.device,
+                 real: Tensor | None = None, stream_prefix: str = ""):
+        self.target = target
+        self.seed = seed
+        self.batch_size = batch_size
+        self.device = device
+        self.real = real
+        self.stream_prefix = stream_prefix
+
+    def latents(self, ids: Tensor, stream: str, step: int = 0) -> Tensor:
+        noise = SampleNoise(self.seed, ids, self.device)
+        return self.target.prior.draw(noise, step=step, stream=self.stream_prefix + stream)
+
+    @torch.no_grad()
+    def draw(self, ids: Tensor, stream: str, step: int = 0) -> tuple[Tensor, Tensor, Tensor]:
+        """``(z, x, d(x))`` on the CPU for proposals ``ids`` of ``stream`` at ``step``."""
+        zs, xs, ds = [], [], []
+        for chunk in torch.as_tensor(ids).split(self.batch_size):
+            z = self.latents(chunk, stream, step)
+            x = self.target.sample(z)
+            zs.append(z.cpu())
+            xs.append(x.cpu())
+            ds.append(self.logit(x).cpu())
+        return torch.cat(zs), torch.cat(xs), torch.cat(ds)
+
+    @torch.no_grad()
+    def logit(self, x: Tensor) -> Tensor:
+        """``d(x)`` for samples (or real data) in batches, on the CPU."""
+        out = [self.target.discriminate(chunk.to(self.device)).cpu() for chunk in x.split(self.batch_size)]
+        return torch.cat(out) if out else torch.zeros(0)
+
+    def uniform(self, ids: Tensor, stream: str, step: int = 0) -> Tensor:
+        return SampleNoise(self.seed, ids).uniform(step=step, stream=self.stream_prefix + stream, dtype=torch.float64)
+
+
+class Selector:
+    """Base class of the selection methods (subclasses are dataclasses)."""
+
+    name: str = "selector"
+
+    def select(self, proposals: Proposals, n: int, progress: bool = True) -> SelectResult:
+        raise NotImplementedError
+
+    def options(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]

@@ -1,0 +1,92 @@
+"""DRS: Discriminator Rejection Sampling.
+
+Azadi et al., "Discriminator Rejection Sampling", ICLR 2019.
+
+    d_M = max logit over a burn-in of `burn_in` proposals
+    for each proposal x_i (in order):
+        d_M <- max(d_M, d(x_i))                              # raised whenever a larger logit is seen
+        F_i = d_i - d_M - log(1 - exp(d_i - d_M - eps))
+        gamma = `percentile` of F over the burn-in logits (with the current d_M)
+        accept with probability sigmoid(F_i - gamma)
+
+``percentile=None`` gives exact rejection sampling, accepting with ``exp(d_i - d_M)``,
+which samples ``p_g(x) exp(d(x)) / Z`` (the data law for an optimal discriminator)
+whenever ``d_M`` bounds the logit. The running maximum is a cumulative max over the
+proposal sequence and proposal ``i``'s latent and uniform are keyed by ``i``, so the
+selected samples do not depend on the batch size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from ..refiners.base import check_positive
+from .base import Proposals, SelectResult, Selector
+
+
+@dataclass
+class DRS(Selector):
+    burn_in: int = 10_000
+    percentile: float | None = 95.0
+    eps: float = 1e-6
+    max_proposals: int | None = None  # default: 1000 per requested sample
+    name = "drs"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.burn_in, int) or self.burn_in < 1:
+            raise ValueError(f"burn_in must be a whole number >= 1, got {self.burn_in!r}")
+        if self.percentile is not None and not 0 <= self.percentile <= 100:
+            raise ValueError(f"percentile must lie in [0, 100] or be None (exact rejection), got {self.percentile!r}")
+        check_positive("eps", self.eps, allow_zero=True)
+
+    def log_accept(self, d: Tensor, d_max: Tensor, burn_logits: Tensor) -> Tensor:
+        """``log P(accept)`` for logits ``d`` with running maxima ``d_max`` (float64)."""
+        if self.percentile is None:
+            return d - d_max
+        f = self._f(d, d_max)
+        gamma = torch.empty_like(d)
+        for m in torch.unique(d_max):  # d_M changes rarely: one percentile per distinct value
+            sel = d_max == m
+            gamma[sel] = float(np.percentile(self._f(burn_logits, m).numpy(), self.percentile))
+        return torch.nn.functional.logsigmoid(f - gamma)
+
+    def _f(self, d: Tensor, d_max: Tensor) -> Tensor:
+        delta = d - d_max
+        return delta - torch.log1p(-torch.exp(delta - self.eps))
+
+    def select(self, proposals: Proposals, n: int, progress: bool = True) -> SelectResult:
+        ids = torch.arange(self.burn_in)
+        burn_logits = proposals.draw(ids, "drs-burn-in")[2].double()
+        d_max = burn_logits.max()
+        limit = self.max_proposals or 1000 * max(n, 1)
+        chosen_z, chosen_x, chosen_d = [], [], []
+        count, start = 0, 0
+        with tqdm(total=n, desc="DRS", disable=None if progress else True, leave=False) as bar:
+            while count < n:
+                if start >= limit:
+                    raise RuntimeError(f"DRS accepted only {count} of {n} samples in {limit} proposals; the "
+                                       "discriminator rejects almost everything. Raise max_proposals, lower the "
+                                       "percentile, or check the discriminator")
+                ids = torch.arange(start, min(start + proposals.batch_size, limit))
+                z, x, d = proposals.draw(ids, "drs")
+                d = d.double()
+                running = torch.maximum(torch.cummax(d, 0).values, d_max)
+                log_p = self.log_accept(d, running, burn_logits)
+                accept = torch.log(proposals.uniform(ids, "drs-accept")) < log_p
+                take = torch.nonzero(accept).flatten()[: n - count]
+                chosen_z.append(z[take])
+                chosen_x.append(x[take])
+                chosen_d.append(d[take].float())
+                count += len(take)
+                bar.update(len(take))
+                d_max = running[-1]
+                start = int(ids[-1]) + 1 if len(take) == int(accept.sum()) else int(ids[take[-1]]) + 1
+        return SelectResult(
+            x=torch.cat(chosen_x), z=torch.cat(chosen_z), logits=torch.cat(chosen_d),
+            acceptance_rate=n / max(start, 1), n_proposals=start, method=self.name,
+            options=self.options(), info={"d_max": float(d_max), "burn_in_max": float(burn_logits.max())})

@@ -1,0 +1,96 @@
+"""What a refiner sees: a position ``z`` mapped to a sample ``x`` and its logit ``d``.
+
+In latent space the map is the generator, ``x = g(z)``; in data space it is the
+identity and the position is the sample itself. Refiners only call
+:meth:`Target.evaluate`, so one refiner serves both spaces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from .priors import Prior
+from .ratio import DensityRatio, check_samples
+
+
+class Evaluation(NamedTuple):
+    """The target at one position: ``x = g(z)``, ``logit = d(x)``, ``grad = grad_z d(g(z))``."""
+
+    z: Tensor
+    x: Tensor
+    logit: Tensor
+    grad: Tensor | None
+
+
+class Target:
+    """``z -> (g(z), d(g(z)), grad_z d(g(z)))`` for one batch (with its labels)."""
+
+    def __init__(self, transform: Callable[..., Tensor] | None, ratio: DensityRatio,
+                 prior: Prior | None, labels: Tensor | None = None):
+        self.transform = transform  # None: data space (identity)
+        self.ratio = ratio
+        self.prior = prior
+        self.labels = labels
+
+    @property
+    def space(self) -> str:
+        return "data" if self.transform is None else "latent"
+
+    def bind(self, labels: Tensor | None) -> Target:
+        """The same target for a batch with these labels."""
+        return Target(self.transform, self.ratio, self.prior, labels)
+
+    def labels_for(self, n: int) -> Tensor | None:
+        """The labels of a batch of ``n`` (a single class label is repeated)."""
+        if self.labels is None or self.labels.ndim > 0:
+            return self.labels
+        return self.labels.expand(n)
+
+    def sample(self, z: Tensor) -> Tensor:
+        if self.transform is None:
+            return z
+        labels = self.labels_for(len(z))
+        x = self.transform(z) if labels is None else self.transform(z, labels)
+        return check_samples(x, len(z))
+
+    def discriminate(self, x: Tensor) -> Tensor:
+        return self.ratio(x, self.labels_for(len(x)))
+
+    @torch.no_grad()
+    def logit(self, z: Tensor) -> Tensor:
+        return self.discriminate(self.sample(z))
+
+    def evaluate(self, z: Tensor, grad: bool = True) -> Evaluation:
+        """Forward (and backward to ``z`` when ``grad``); parameters get no ``.grad``."""
+        if not grad:
+            with torch.no_grad():
+                x = self.sample(z)
+                return Evaluation(z, x, self.discriminate(x), None)
+        with torch.enable_grad():
+            z_ = z.detach().requires_grad_(True)
+            x = self.sample(z_)
+            d = self.discriminate(x)
+            (g,) = torch.autograd.grad(d.sum(), z_)
+        return Evaluation(z.detach(), x.detach(), d.detach(), g)
+
+    def constrain(self, z: Tensor) -> Tensor:
+        return z if self.prior is None or self.transform is None else self.prior.constrain(z)
+
+
+@contextlib.contextmanager
+def eval_mode(*models: object) -> Iterator[None]:
+    """Put every ``nn.Module`` among ``models`` in eval mode, and restore each module's flag after."""
+    modules = [m for m in models if isinstance(m, nn.Module)]
+    saved = [(sub, sub.training) for m in modules for sub in m.modules()]
+    for m in modules:
+        m.eval()
+    try:
+        yield
+    finally:
+        for sub, flag in saved:
+            sub.training = flag
