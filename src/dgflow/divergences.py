@@ -65,7 +65,7 @@ class JS(FDivergence):
         return torch.log(2 * r / (r + 1))
 
     def scale(self, d):
-        return torch.sigmoid(d)
+        return 1 / (1 + torch.exp(-d.detach()))  # sigmoid(d); this form is bit-identical across batch sizes
 
 
 class LogD(FDivergence):
@@ -78,7 +78,7 @@ class LogD(FDivergence):
         return torch.log(r + 1) + 1
 
     def scale(self, d):
-        return torch.sigmoid(-d)
+        return 1 / (1 + torch.exp(d.detach()))  # sigmoid(-d)
 
 
 class PearsonChi2(FDivergence):

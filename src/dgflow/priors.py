@@ -108,7 +108,10 @@ class UserPrior(Prior):
             raise TypeError(f"a prior object needs methods sample(n) and log_prob(z); {type(prior).__name__} "
                             f"lacks {', '.join(missing)}. Use prior='normal' or 'uniform' otherwise.")
         self.prior = prior
-        self.shape = tuple(shape) if shape is not None else tuple(prior.sample(1).shape[1:])
+        if shape is None:
+            with torch.random.fork_rng(devices=[]):  # leave the caller's RNG alone
+                shape = prior.sample(1).shape[1:]
+        self.shape = tuple(shape)
 
     def log_prob(self, z: Tensor) -> Tensor:
         return self.prior.log_prob(z)

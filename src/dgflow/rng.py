@@ -43,6 +43,8 @@ def hash_int(*parts: int) -> int:
     h = 0x9E3779B9
     for part in parts:
         part = int(part)
+        if part < 0:
+            raise ValueError(f"hash_int takes whole numbers >= 0, got {part}")
         while True:  # fold integers wider than 32 bits
             h = int(hash32(torch.tensor(h ^ (part & _MASK32))))
             part >>= 32
@@ -64,7 +66,9 @@ class SampleNoise:
     """
 
     def __init__(self, seed: int, sample_ids: torch.Tensor | Sequence[int], device: torch.device | str = "cpu"):
-        ids = torch.as_tensor(sample_ids, dtype=torch.int64)
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be a whole number >= 0, got {seed!r}")
+        ids = torch.atleast_1d(torch.as_tensor(sample_ids, dtype=torch.int64))
         if ids.ndim != 1:
             raise ValueError(f"sample_ids must be one-dimensional, got shape {tuple(ids.shape)}")
         if len(ids) and (int(ids.min()) < 0 or int(ids.max()) > _MASK32):
@@ -79,7 +83,7 @@ class SampleNoise:
 
     def __getitem__(self, index) -> SampleNoise:
         """The streams of a subset of the samples (same draws as in the full set)."""
-        return SampleNoise(self.seed, self.sample_ids[index], self.device)
+        return SampleNoise(self.seed, torch.atleast_1d(self.sample_ids[index]), self.device)
 
     def _bits(self, count: int, step: int, stream: str) -> torch.Tensor:
         """``[B, count]`` independent 32-bit integers."""
@@ -94,7 +98,8 @@ class SampleNoise:
         shape = tuple(shape)
         count = _numel(shape)
         u = (self._bits(count, step, stream).to(torch.float64) + 0.5) / 2.0**32
-        return u.to(dtype).reshape(len(self), *shape)
+        u = u.to(dtype)  # rounding to a narrower float may reach 1.0: keep the interval open
+        return u.clamp(max=1.0 - torch.finfo(dtype).eps / 2).reshape(len(self), *shape)
 
     def normal(self, shape: Sequence[int] = (), *, step: int = 0, stream: str = "normal",
                dtype: torch.dtype = torch.float32) -> torch.Tensor:

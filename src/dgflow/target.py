@@ -75,7 +75,13 @@ class Target:
             z_ = z.detach().requires_grad_(True)
             x = self.sample(z_)
             d = self.discriminate(x)
-            (g,) = torch.autograd.grad(d.sum(), z_)
+            if not d.requires_grad:
+                raise RuntimeError("the discriminator's output carries no gradient back to its input (did the "
+                                   "generator or discriminator run under torch.no_grad(), detach, or leave autograd?); "
+                                   "gradient-based refiners need d(g(z)) differentiable in z")
+            (g,) = torch.autograd.grad(d.sum(), z_, allow_unused=True)
+            if g is None:
+                g = torch.zeros_like(z_)
         return Evaluation(z.detach(), x.detach(), d.detach(), g)
 
     def constrain(self, z: Tensor) -> Tensor:

@@ -45,7 +45,7 @@ class DGflow(Refiner):
 
     def step(self, target: Target, state: Evaluation, n: int, noise: SampleNoise) -> Evaluation:
         z = state.z
-        drift = self.eta * per_sample(self.divergence.scale(state.logit), z) * state.grad
+        drift = self.eta * per_sample(self.divergence.scale(state.logit).to(z.dtype), z) * state.grad
         xi = noise.normal(z.shape[1:], step=n, stream="dgflow", dtype=z.dtype)
         z = target.constrain(z + drift + math.sqrt(2 * self.gamma * self.eta) * xi)
         return target.evaluate(z, grad=self.needs_grad(n))

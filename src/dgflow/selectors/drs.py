@@ -84,8 +84,9 @@ class DRS(Selector):
                 chosen_d.append(d[take].float())
                 count += len(take)
                 bar.update(len(take))
-                d_max = running[-1]
-                start = int(ids[-1]) + 1 if len(take) == int(accept.sum()) else int(ids[take[-1]]) + 1
+                done = count == n  # stop right after the n-th accepted proposal
+                d_max = running[take[-1]] if done else running[-1]
+                start = int(ids[take[-1]]) + 1 if done else int(ids[-1]) + 1
         return SelectResult(
             x=torch.cat(chosen_x), z=torch.cat(chosen_z), logits=torch.cat(chosen_d),
             acceptance_rate=n / max(start, 1), n_proposals=start, method=self.name,

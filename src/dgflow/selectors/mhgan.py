@@ -102,8 +102,9 @@ class MHGAN(Selector):
             if k > 0:
                 z_b, x_b, d_b = _where(acc_b, (z_p, x_p, d_p), (z_b, x_b, d_b))
         z, x, d = _where(moved, (z_a, x_a, d_a), (z_b, x_b, d_b))
+        tested = n * (self.chain_length - (real_init is None))  # without real data the first proposal only starts
         return SelectResult(
-            x=x, z=z, logits=d.float(), acceptance_rate=accepts / (n * self.chain_length),
+            x=x, z=z, logits=d.float(), acceptance_rate=accepts / max(tested, 1),
             n_proposals=n * self.chain_length, method=self.name, options=self.options(),
             info={"restarted_chains": int((~moved).sum()), "calibration": self.calibration})
 

@@ -1,0 +1,75 @@
+"""Model zoo: architectures by name, and checkpoints that record the architecture they hold.
+
+A checkpoint is a ``torch.save``d dict ``{"format": "dgflow", "models": {role: {"arch", "config",
+"state_dict"}}, "meta": {...}}``; :func:`load_checkpoint` rebuilds each model from its
+recorded architecture and refuses a state dict that does not fit it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..io import torch_save
+from .mlp import MLPDiscriminator, MLPGenerator
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {
+    "mlp_generator": MLPGenerator,
+    "mlp_discriminator": MLPDiscriminator,
+}
+
+
+def build_model(arch: str, **config: Any) -> nn.Module:
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; known: {sorted(ARCHITECTURES)}")
+    return ARCHITECTURES[arch](**config)
+
+
+def save_checkpoint(path: str | os.PathLike, models: dict[str, tuple[str, dict[str, Any], nn.Module]],
+                    meta: dict[str, Any] | None = None) -> None:
+    """Save ``{role: (arch, config, module)}`` with the architecture recorded."""
+    payload = {"format": "dgflow", "version": 1, "meta": meta or {},
+               "models": {role: {"arch": arch, "config": config, "state_dict": module.state_dict()}
+                          for role, (arch, config, module) in models.items()}}
+    torch_save(payload, path)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[dict[str, nn.Module], dict]:
+    """Rebuild every model in a dgflow checkpoint; returns ``({role: module}, meta)``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist; train one first (see `dgflow train --help`)")
+    payload = torch.load(path, map_location=map_location, weights_only=False)
+    if not isinstance(payload, dict) or payload.get("format") != "dgflow":
+        raise ValueError(f"{path} is not a dgflow checkpoint (no 'format': 'dgflow' record); for a plain state dict, "
+                         "build the model yourself and call load_state_dict")
+    models = {}
+    for role, rec in payload["models"].items():
+        model = build_model(rec["arch"], **rec["config"])
+        load_state_strict(model, rec["state_dict"], f"{path} [{role}]")
+        models[role] = model.eval()
+    return models, payload.get("meta", {})
+
+
+def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
+    """``load_state_dict`` with an error that lists what does not match."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {missing[:5]}")
+        if unexpected:
+            parts.append(f"unexpected keys {unexpected[:5]}")
+        if shapes:
+            parts.append(f"shape mismatches {shapes[:5]}")
+        raise ValueError(f"{where} does not match the {type(model).__name__} architecture: {'; '.join(parts)}. "
+                         "Build the model with the settings it was trained with")
+    model.load_state_dict(state)
