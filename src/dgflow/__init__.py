@@ -9,7 +9,7 @@
 from .api import RefineResult, generate, refine, select
 from .divergences import DIVERGENCES, FDivergence, get_divergence
 from .priors import NormalPrior, Prior, UniformPrior, make_prior
-from .ratio import DensityRatio
+from .ratio import DensityRatio, self_normalized
 from .refiners import REFINERS, Refiner
 from .rng import SampleNoise
 from .selectors import SELECTORS, SelectResult, Selector
@@ -17,7 +17,7 @@ from .selectors import SELECTORS, SelectResult, Selector
 __version__ = "0.1.0"
 
 __all__ = [
-    "refine", "select", "generate", "RefineResult", "SelectResult", "DensityRatio",
+    "refine", "select", "generate", "RefineResult", "SelectResult", "DensityRatio", "self_normalized",
     "FDivergence", "DIVERGENCES", "get_divergence",
     "Prior", "NormalPrior", "UniformPrior", "make_prior",
     "Refiner", "REFINERS", "Selector", "SELECTORS", "SampleNoise",

@@ -23,14 +23,16 @@ class DensityRatio(nn.Module):
     Terms are called ``term(x)``, or ``term(x, labels)`` when labels are given (wrap an
     unconditional term as ``lambda x, y: D(x)`` in a conditional run). Outputs shaped
     ``[B]`` or ``[B, 1]`` are accepted; anything else, or a non-finite value, raises.
+    ``offset`` is a constant added to the sum (see :func:`self_normalized`).
     """
 
-    def __init__(self, *terms: LogitFn | Sequence[LogitFn]):
+    def __init__(self, *terms: LogitFn | Sequence[LogitFn], offset: float = 0.0):
         super().__init__()
         flat: list[LogitFn] = []
         for t in terms:
             if isinstance(t, DensityRatio):
                 flat.extend(t.terms)
+                offset += t.offset
             elif isinstance(t, (list, tuple)):
                 flat.extend(t)
             elif t is not None:
@@ -41,6 +43,7 @@ class DensityRatio(nn.Module):
             if not callable(t):
                 raise TypeError(f"a density-ratio term must be callable (an nn.Module or function), got {type(t).__name__}")
         self.terms = flat
+        self.offset = float(offset)
         # register modules so .to(), .eval() and state_dict() see them
         self.modules_ = nn.ModuleList([t for t in flat if isinstance(t, nn.Module)])
 
@@ -50,7 +53,20 @@ class DensityRatio(nn.Module):
             out = term(x) if labels is None else term(x, labels)
             d = check_logits(out, len(x), _term_name(k, term))
             total = d if total is None else total + d
-        return total
+        return total + self.offset if self.offset else total
+
+
+def self_normalized(ratio: LogitFn | DensityRatio, generated_logits: Tensor) -> DensityRatio:
+    """``d - log E_{p_g}[exp d]``: the shift that makes ``E_{p_g}[exp d] = 1``.
+
+    Every exact log density ratio satisfies ``E_{p_g}[mu/p_g] = 1``. A WGAN critic is defined
+    only up to an additive constant, which the KL flow, DDLS, DOT, DRS and MH-GAN ignore but
+    the JS and logD scales ``sigmoid(+-d)`` do not; this fixes the constant from logits of
+    generated samples (``generated_logits``, e.g. 10,000 of them).
+    """
+    d = generated_logits.detach().double().flatten()
+    log_mean_exp = torch.logsumexp(d, 0) - torch.log(torch.tensor(float(len(d)), dtype=torch.float64))
+    return DensityRatio(ratio, offset=-float(log_mean_exp))
 
 
 def check_logits(out: object, batch: int, who: str = "the discriminator") -> Tensor:

@@ -7,7 +7,7 @@ Sample ``i`` therefore gets the same noise whether it is refined alone, in a bat
 or of 500, on the CPU or a GPU, in one process or spread over many — the property
 NVlabs' EDM gets from one ``torch.Generator`` per sample, without a Python loop per sample.
 
-Gaussian draws use the Box-Muller transform on two 32-bit uniforms (float64), so the
+Gaussian draws use the Box-Muller transform on pairs of 32-bit uniforms (float64), so the
 largest representable ``|xi|`` is about 6.7.
 """
 
@@ -21,32 +21,45 @@ import torch
 _MASK32 = 0xFFFFFFFF
 
 
-def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
-    """``(x * c) mod 2**32`` for ``0 <= x < 2**32`` without int64 overflow."""
+def _mul32_(x: torch.Tensor, c: int) -> torch.Tensor:
+    """In place: ``x = (x * c) mod 2**32`` for ``0 <= x < 2**32``, without int64 overflow."""
     lo, hi = c & 0xFFFF, c >> 16
-    return (x * lo + (((x * hi) & 0xFFFF) << 16)) & _MASK32
+    high = (x * hi).bitwise_and_(0xFFFF).bitwise_left_shift_(16)
+    return x.mul_(lo).add_(high).bitwise_and_(_MASK32)
+
+
+def _xorshift_(x: torch.Tensor, k: int) -> torch.Tensor:
+    return x.bitwise_xor_(x >> k)
 
 
 def hash32(x: torch.Tensor) -> torch.Tensor:
     """Wellons' triple32 integer hash on int64 tensors holding values in ``[0, 2**32)``."""
-    x = x ^ (x >> 17)
-    x = _mul32(x, 0xED5AD4BB)
-    x = x ^ (x >> 11)
-    x = _mul32(x, 0xAC4C1B51)
-    x = x ^ (x >> 15)
-    x = _mul32(x, 0x31848BAB)
+    x = _xorshift_(x.clone(), 17)
+    x = _xorshift_(_mul32_(x, 0xED5AD4BB), 11)
+    x = _xorshift_(_mul32_(x, 0xAC4C1B51), 15)
+    return _xorshift_(_mul32_(x, 0x31848BAB), 14)
+
+
+def _hash32_int(x: int) -> int:
+    """triple32 on one Python integer (the same function as :func:`hash32`)."""
+    x ^= x >> 17
+    x = (x * 0xED5AD4BB) & _MASK32
+    x ^= x >> 11
+    x = (x * 0xAC4C1B51) & _MASK32
+    x ^= x >> 15
+    x = (x * 0x31848BAB) & _MASK32
     return x ^ (x >> 14)
 
 
 def hash_int(*parts: int) -> int:
-    """Hash a sequence of Python integers (any size) into one 32-bit key."""
+    """Hash a sequence of whole numbers >= 0 (any size) into one 32-bit key."""
     h = 0x9E3779B9
     for part in parts:
         part = int(part)
         if part < 0:
             raise ValueError(f"hash_int takes whole numbers >= 0, got {part}")
         while True:  # fold integers wider than 32 bits
-            h = int(hash32(torch.tensor(h ^ (part & _MASK32))))
+            h = _hash32_int(h ^ (part & _MASK32))
             part >>= 32
             if part == 0:
                 break
@@ -89,8 +102,8 @@ class SampleNoise:
         """``[B, count]`` independent 32-bit integers."""
         counter = hash_int(step, stream_id(stream))
         row = hash32(self._keys ^ counter)  # [B]
-        element = torch.arange(count, dtype=torch.int64, device=self.device)
-        return hash32(hash32(row[:, None] ^ element[None, :]) ^ 0x5BD1E995)
+        element = hash32(torch.arange(count, dtype=torch.int64, device=self.device).bitwise_xor_(0x5BD1E995))
+        return hash32(row[:, None] ^ element[None, :])  # [B, count]: one hash pass per draw
 
     def uniform(self, shape: Sequence[int] = (), *, step: int = 0, stream: str = "uniform",
                 dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -103,14 +116,20 @@ class SampleNoise:
 
     def normal(self, shape: Sequence[int] = (), *, step: int = 0, stream: str = "normal",
                dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Standard normal draws shaped ``[B, *shape]`` (Box-Muller: sqrt(-2 ln u1) cos(2 pi u2))."""
+        """Standard normal draws shaped ``[B, *shape]``.
+
+        Box-Muller on pairs of uniforms: element ``2k`` is ``sqrt(-2 ln u1) cos(2 pi u2)`` and
+        element ``2k + 1`` the matching ``sin``, with ``(u1, u2)`` from hashed counters ``2k, 2k + 1``.
+        """
         shape = tuple(shape)
         count = _numel(shape)
-        bits = self._bits(2 * count, step, stream).to(torch.float64)
-        u1 = (bits[:, :count] + 0.5) / 2.0**32
-        u2 = (bits[:, count:] + 0.5) / 2.0**32
-        xi = torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * torch.pi * u2)
-        return xi.to(dtype).reshape(len(self), *shape)
+        pairs = (count + 1) // 2
+        bits = self._bits(2 * pairs, step, stream).to(torch.float64).add_(0.5).div_(2.0**32)
+        u1, u2 = bits[:, 0::2], bits[:, 1::2]
+        radius = torch.log(u1).mul_(-2.0).sqrt_()
+        angle = u2.mul_(2.0 * torch.pi)
+        xi = torch.stack((radius * torch.cos(angle), radius * torch.sin(angle)), dim=2).reshape(len(self), 2 * pairs)
+        return xi[:, :count].to(dtype).reshape(len(self), *shape)
 
     def randint(self, high: int, *, step: int = 0, stream: str = "randint") -> torch.Tensor:
         """One integer in ``[0, high)`` per sample."""

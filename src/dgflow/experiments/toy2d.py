@@ -5,12 +5,15 @@ dataset, with the shipped 2-D models, scored by % high quality, modes covered, K
 log-likelihoods and sliced Wasserstein distance; one table, a JSON of the numbers and
 a scatter plot per dataset.
 
-Step sizes. A WGAN-GP critic is not a log density ratio: its gradient penalty pins
-``|grad_x d|`` near 1, so ``d`` changes by about one unit over a distance of one in data
-space, while the 25 modes are 0.71 apart and 0.018 wide. The image defaults
-(eta 0.1, gamma 0.01, 25 steps) assume a logit of a classifier trained with
-cross-entropy; on these critics they are re-chosen here (see ``TOY_SETTINGS``,
-and the README for the sweep that picked them).
+The critic. A WGAN critic is a log density ratio only up to an additive constant (its
+logits sit near -8 here); the JS and logD scales ``sigmoid(+-d)`` depend on that constant,
+so the critic is self-normalised first (:func:`dgflow.self_normalized`: ``E_pg[exp d] = 1``,
+which every exact log-ratio satisfies; the other methods are unaffected by the shift).
+
+Step sizes. The image defaults (eta 0.1, gamma 0.01, 25 steps) overshoot on these
+critics: the 25 modes are 0.71 apart and 0.018 wide, and eta 0.1 drags most samples into
+a few modes (4 of 25 covered); eta 0.01 moves samples onto their nearest mode and keeps
+every mode the base model reaches. See ``TOY_SETTINGS`` and the README's sweep.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import torch
 
 from .. import io
 from ..api import generate, refine, select
+from ..ratio import self_normalized
 from ..metrics import high_quality_fraction, kde_log_likelihood, modes_covered, sliced_wasserstein
 from ..toy.data import MODES_25G, STD_25G, sample_toy
 from ..toy.models import Z_DIM, load_toy
@@ -52,21 +56,34 @@ def toy_methods(dataset: str) -> list[MethodRun]:
         MethodRun("MH-GAN", "select", "mhgan", s["mhgan"]),
     ]
     for f in ("KL", "JS", "logD"):
-        runs.append(MethodRun(f"DGflow ({f})", "refine", "dgflow", {"f": f, **s["dgflow"]}))
+        runs.append(MethodRun(f"DGflow ({f})", "refine", "dgflow", {**s["dgflow"], "f": f, "eta": DGFLOW_ETA[f]}))
     return runs
 
 
+# Chosen by benchmarks/toy2d_sweep.py on the shipped models (README, "Step sizes on 2-D critics").
 _COMMON = {
-    "dot": {"lr": 0.01, "steps": 100, "optimizer": "sgd"},
-    "ddls": {"eps": 0.01, "steps": 100},
+    "dot": {"lr": 0.01, "steps": 100, "optimizer": "sgd"},  # the reference code's defaults
+    "ddls": {"eps": 0.001, "steps": 100},
     "drs": {"burn_in": 10_000, "percentile": 95.0},
     "mhgan": {"chain_length": 640, "calibration": "isotonic"},
-    "dgflow": {"eta": 0.1, "gamma": 0.01, "steps": 25},
+    "dgflow": {"eta": 0.01, "gamma": 0.01, "steps": 25},
 }
+# JS and logD scale the KL drift by sigmoid(+-d), about 1/2 for a self-normalised ratio,
+# so they take twice the KL step.
+DGFLOW_ETA = {"KL": 0.01, "JS": 0.02, "logD": 0.02}
 TOY_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     "25gaussians": {k: dict(v) for k, v in _COMMON.items()},
     "swissroll": {k: dict(v) for k, v in _COMMON.items()},
 }
+
+
+def load_models(dataset: str, path: str | Path | None = None, seed: int = 0):
+    """The 2-D generator and its self-normalised critic (``E_pg[exp d] = 1`` on 10,000 samples)."""
+    generator, raw_critic, meta = load_toy(dataset, path)
+    _, x = generate(generator, 10_000, latent_shape=(Z_DIM,), seed=30_000 + seed, batch_size=10_000)
+    with torch.no_grad():
+        critic = self_normalized(raw_critic, raw_critic(x))
+    return generator, critic, meta
 
 
 def score(dataset: str, x: torch.Tensor, real: torch.Tensor) -> dict[str, float | int | None]:
@@ -100,7 +117,7 @@ def run_toy2d(out_dir: str | Path = "dgflow-demo", datasets: tuple[str, ...] = (
     out_dir = Path(out_dir)
     results: dict[str, Any] = {"n": n, "seed": seed, "kde_bandwidth": KDE_BANDWIDTH, "datasets": {}}
     for dataset in datasets:
-        generator, critic, meta = load_toy(dataset, (weights or {}).get(dataset))
+        generator, critic, meta = load_models(dataset, (weights or {}).get(dataset), seed)
         real = sample_toy(dataset, n, seed=10_000 + seed)  # held-out: training used seed + 1000
         calibration_real = sample_toy(dataset, 1000, seed=20_000 + seed)
         samples: dict[str, torch.Tensor] = {}
@@ -116,7 +133,7 @@ def run_toy2d(out_dir: str | Path = "dgflow-demo", datasets: tuple[str, ...] = (
                                "method": run.method, "options": run.options}
             if progress:
                 print(f"  {dataset:12s} {run.label:13s} {_fmt_row(rows[run.label])}", flush=True)
-        results["datasets"][dataset] = {"model": meta, "methods": rows}
+        results["datasets"][dataset] = {"model": meta, "critic_offset": critic.offset, "methods": rows}
         plot_panels(dataset, real, samples, out_dir / f"{dataset}.png")
     io.write_json(out_dir / "results.json", results)
     table = format_table(results)

@@ -21,7 +21,7 @@ from ..zoo import load_checkpoint, save_checkpoint
 from .data import sample_toy
 
 WEIGHTS = Path(__file__).parent / "weights"
-TOY_TRAINING = dict(iterations=5000, batch_size=256, lr=1e-4, betas=(0.5, 0.9), n_critic=5, gp_weight=10.0)
+TOY_TRAINING = dict(iterations=3000, batch_size=256, lr=1e-4, betas=(0.5, 0.9), n_critic=5, gp_weight=0.1)
 Z_DIM = 2
 
 

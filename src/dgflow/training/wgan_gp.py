@@ -31,6 +31,7 @@ def train_wgan_gp(
     iterations: int = 5000,
     batch_size: int = 256,
     lr: float = 1e-4,
+    lr_g: float | None = None,
     betas: tuple[float, float] = (0.5, 0.9),
     n_critic: int = 5,
     gp_weight: float = 10.0,
@@ -39,9 +40,12 @@ def train_wgan_gp(
     log_every: int = 100,
     on_log: Callable[[int, dict[str, float]], None] | None = None,
 ) -> list[dict[str, float]]:
-    """Train ``generator`` and ``critic`` in place on minibatches of ``data``; returns the loss log."""
+    """Train ``generator`` and ``critic`` in place on minibatches of ``data``; returns the loss log.
+
+    ``lr`` is the critic's learning rate and, unless ``lr_g`` is given, the generator's.
+    """
     rng = torch.Generator().manual_seed(seed)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=lr if lr_g is None else lr_g, betas=betas)
     opt_d = torch.optim.Adam(critic.parameters(), lr=lr, betas=betas)
     generator.train()
     critic.train()
