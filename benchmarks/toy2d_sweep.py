@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from dgflow import refine
+from dgflow import generate, refine
 from dgflow.experiments.toy2d import load_models, score
 from dgflow.toy.data import sample_toy
 from dgflow.toy.models import Z_DIM
@@ -41,6 +41,7 @@ def main() -> None:
     for dataset in args.dataset:
         generator, critic, _ = load_models(dataset, seed=args.seed)
         real = sample_toy(dataset, args.n, seed=10_000 + args.seed)
+        _print_row(dataset, "base", "", generate(generator, args.n, latent_shape=(Z_DIM,), seed=args.seed)[1], real, 0.0)
         for method in args.method:
             grid = GRIDS[method]
             for values in itertools.product(*grid.values()):
@@ -48,13 +49,16 @@ def main() -> None:
                 start = time.perf_counter()
                 x = refine(generator, critic, n=args.n, latent_shape=(Z_DIM,), method=method, seed=args.seed,
                            batch_size=args.n, save_interval=None, progress=False, **options).x
-                row = score(dataset, x, real)
-                hq = "–" if row["high_quality_pct"] is None else f"{row['high_quality_pct']:.1f}"
-                modes = "–" if row["modes"] is None else row["modes"]
                 opts = ", ".join(f"{k}={v}" for k, v in options.items())
-                print(f"| {dataset} | {method} | {opts} | {hq} | {modes} | {row['kde_real_under_gen']:.2f} | "
-                      f"{row['kde_gen_under_real']:.2f} | {row['swd']:.4f} | {time.perf_counter() - start:.1f} |",
-                      flush=True)
+                _print_row(dataset, method, opts, x, real, time.perf_counter() - start)
+
+
+def _print_row(dataset: str, method: str, opts: str, x: torch.Tensor, real: torch.Tensor, seconds: float) -> None:
+    row = score(dataset, x, real)
+    hq = "–" if row["high_quality_pct"] is None else f"{row['high_quality_pct']:.1f}"
+    modes = "–" if row["modes"] is None else row["modes"]
+    print(f"| {dataset} | {method} | {opts} | {hq} | {modes} | {row['kde_real_under_gen']:.2f} | "
+          f"{row['kde_gen_under_real']:.2f} | {row['swd']:.4f} | {seconds:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -114,6 +114,11 @@ def run_toy2d(out_dir: str | Path = "dgflow-demo", datasets: tuple[str, ...] = (
               n: int = 2000, seed: int = 0, progress: bool = True, methods: list[str] | None = None,
               weights: dict[str, str] | None = None) -> dict[str, Any]:
     """Run every method on every dataset; write ``results.json``, ``table.md`` and ``<dataset>.png``."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a whole number >= 1 (samples per method), got {n!r}")
+    unknown = sorted(set(methods or []) - {r.label for r in toy_methods("25gaussians")})
+    if unknown:
+        raise ValueError(f"unknown method label(s) {unknown}; choose from {[r.label for r in toy_methods('25gaussians')]}")
     out_dir = Path(out_dir)
     results: dict[str, Any] = {"n": n, "seed": seed, "kde_bandwidth": KDE_BANDWIDTH, "datasets": {}}
     for dataset in datasets:
@@ -172,7 +177,7 @@ def plot_panels(dataset: str, real: torch.Tensor, samples: dict[str, torch.Tenso
     cols = 5
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)
-    lim = 1.8 if dataset == "25gaussians" else 1.6
+    lim = 1.8 if dataset == "25gaussians" else 2.0
     base = samples.get("base")
     for ax, (label, x) in zip(axes.flat, panels):
         if label not in ("real", "base") and base is not None:
