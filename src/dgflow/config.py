@@ -1,0 +1,208 @@
+"""Run configuration for ``dgflow refine --config``: the authors' keys, validated.
+
+The keys are those of the DGflow authors' YAML configs (``gen_type``, ``gen_path``,
+``disc_type``, ``disc_path``, ``corr_type``, ``corr_path``, ``f_div``, ``eta``, ``gamma``,
+``steps``, ``save_interval``, ``keep_samples``, ``num_imgs``, ``batch_size``, ``exp_root``,
+``z_dim``, ``dataset``, ``image_size``) plus ``method`` for the baselines and a few of
+dgflow's own (``seed``, ``prior``, ``device``, ``options``, ``name``, ...).
+
+A model is named by a registered architecture (``dgflow methods`` does not list them;
+see :data:`dgflow.zoo.ARCHITECTURES`) or an import path ``package.module:Class`` built with
+``*_kwargs``; its weights come from a dgflow checkpoint (the role is picked by ``*_role``)
+or a plain state dict. A path starting with ``pkg:`` is inside the installed package.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+
+from .refiners import REFINERS
+from .selectors import SELECTORS
+
+
+@dataclass
+class RunConfig:
+    gen_type: str | None = None
+    gen_path: str | None = None
+    gen_kwargs: dict[str, Any] = field(default_factory=dict)
+    gen_role: str = "generator"
+    disc_type: str | None = None
+    disc_path: str | None = None
+    disc_kwargs: dict[str, Any] = field(default_factory=dict)
+    disc_role: str = "discriminator"
+    corr_type: str | None = None
+    corr_path: str | None = None
+    corr_kwargs: dict[str, Any] = field(default_factory=dict)
+    corr_role: str = "corrector"
+    method: str = "dgflow"
+    f_div: str = "KL"
+    eta: float = 0.1
+    gamma: float = 0.01
+    steps: int = 25
+    options: dict[str, Any] = field(default_factory=dict)
+    space: str = "latent"
+    save_interval: int = 5
+    keep_samples: bool = True
+    num_imgs: int = 50_000
+    batch_size: int = 500
+    exp_root: str = "./exps/"
+    name: str | None = None
+    z_dim: int | None = None
+    prior: str = "normal"
+    num_classes: int | None = None
+    dataset: str | None = None
+    image_size: int | None = None
+    seed: int = 0
+    device: str | None = None
+    normalize_critic: bool = False
+    real_samples: int = 1000
+    # accepted for compatibility with the authors' configs; not used by dgflow
+    eval_file_prefix: str | None = None
+    bottom_width: int | None = None
+
+    def method_options(self) -> dict[str, Any]:
+        """The keyword options for :func:`dgflow.refine` / :func:`dgflow.select`."""
+        opts = dict(self.options)
+        if self.method == "dgflow":
+            opts = {"f": self.f_div, "eta": self.eta, "gamma": self.gamma, "steps": self.steps, **opts}
+        elif self.method in REFINERS:
+            opts = {"steps": self.steps, **opts}
+        return opts
+
+    def run_name(self, config_path: str | Path | None) -> str:
+        if self.name:
+            return self.name
+        return Path(config_path).stem if config_path else f"{self.method}-run"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Read a YAML config, apply ``overrides`` and validate every key."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {path} does not exist")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path} is not valid YAML: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path} must hold a mapping of keys to values, got {type(raw).__name__}")
+    raw.update(overrides or {})
+    return validate(raw, source=str(path) if path else "config")
+
+
+def validate(raw: dict[str, Any], source: str = "config") -> RunConfig:
+    known = {f.name: f for f in fields(RunConfig)}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise ValueError(f"{source}: unknown key(s) {unknown}; valid keys: {sorted(known)}")
+    cfg = RunConfig(**raw)
+    _check_types(cfg, raw, source)
+    if cfg.method not in REFINERS and cfg.method not in SELECTORS:
+        raise ValueError(f"{source}: method {cfg.method!r} is unknown; choose one of {sorted(REFINERS) + sorted(SELECTORS)}")
+    for key in ("gen_type", "disc_type"):
+        if getattr(cfg, key) is None and getattr(cfg, key.replace("_type", "_path")) is None:
+            raise ValueError(f"{source}: {key} (an architecture name or package.module:Class) or "
+                             f"{key.replace('_type', '_path')} (a dgflow checkpoint) is required")
+    if (cfg.corr_type is None) != (cfg.corr_path is None) and cfg.corr_path is None:
+        raise ValueError(f"{source}: corr_type is set but corr_path is not; the corrector needs trained weights")
+    for key in ("num_imgs", "batch_size", "save_interval", "real_samples"):
+        if getattr(cfg, key) < 1:
+            raise ValueError(f"{source}: {key} must be >= 1, got {getattr(cfg, key)}")
+    if cfg.steps < 0:
+        raise ValueError(f"{source}: steps must be >= 0, got {cfg.steps}")
+    if cfg.space not in ("latent", "data"):
+        raise ValueError(f"{source}: space must be 'latent' or 'data', got {cfg.space!r}")
+    # let the method itself check its options now, not after the models are loaded
+    from .refiners.base import build
+
+    build(REFINERS if cfg.method in REFINERS else SELECTORS, "refinement", cfg.method, cfg.method_options())
+    return cfg
+
+
+def _check_types(cfg: RunConfig, raw: dict[str, Any], source: str) -> None:
+    expect = {"eta": (int, float), "gamma": (int, float), "steps": int, "save_interval": int, "num_imgs": int,
+              "batch_size": int, "seed": int, "keep_samples": bool, "normalize_critic": bool, "real_samples": int,
+              "options": dict, "gen_kwargs": dict, "disc_kwargs": dict, "corr_kwargs": dict, "method": str,
+              "f_div": str, "exp_root": str, "prior": str}
+    for key, types in expect.items():
+        if key in raw:
+            value = getattr(cfg, key)
+            bad = not isinstance(value, types) or (types is int and isinstance(value, bool))
+            if bad:
+                names = types.__name__ if isinstance(types, type) else " or ".join(t.__name__ for t in types)
+                raise ValueError(f"{source}: {key} must be a {names}, got {value!r}")
+
+
+# ----------------------------------------------------------------------------------------- models
+
+
+def resolve_path(path: str) -> Path:
+    """A filesystem path, or ``pkg:relative/path`` inside the installed dgflow package."""
+    if path.startswith("pkg:"):
+        return Path(__file__).parent / path[4:]
+    return Path(path).expanduser()
+
+
+def load_model(kind: str, type_: str | None, path: str | None, kwargs: dict[str, Any], role: str,
+               device: torch.device) -> nn.Module:
+    """Build and load one model of a run (``kind`` is "generator", "discriminator" or "corrector")."""
+    from .zoo import ARCHITECTURES, build_model, load_state_strict
+
+    payload = None
+    if path is not None:
+        file = resolve_path(path)
+        if not file.is_file():
+            raise FileNotFoundError(f"{kind} checkpoint {file} does not exist (from the config's {kind[:4]}_path)")
+        payload = torch.load(file, map_location="cpu", weights_only=False)
+    if isinstance(payload, dict) and payload.get("format") == "dgflow":
+        models = payload["models"]
+        rec = models.get(role) or (next(iter(models.values())) if len(models) == 1 else None)
+        if rec is None:
+            raise ValueError(f"{path} holds models {sorted(models)}, none with the role {role!r}; "
+                             f"set {kind[:4]}_role to one of them")
+        if type_ is not None and type_ != rec["arch"]:
+            raise ValueError(f"{path} [{role}] holds a {rec['arch']!r}, but the config says {kind[:4]}_type: {type_!r}")
+        model = build_model(rec["arch"], **{**rec["config"], **kwargs})
+        load_state_strict(model, rec["state_dict"], f"{path} [{role}]")
+        return model.to(device).eval()
+    if type_ is None:
+        raise ValueError(f"{path} is not a dgflow checkpoint: set {kind[:4]}_type (and {kind[:4]}_kwargs) so the "
+                         "architecture can be built before loading the state dict")
+    if type_ in ARCHITECTURES:
+        model = build_model(type_, **kwargs)
+    else:
+        model = _import_class(type_)(**kwargs)
+    if payload is not None:
+        state = payload.get("state_dict", payload) if isinstance(payload, dict) else None
+        if not isinstance(state, dict):
+            raise ValueError(f"{path} holds neither a dgflow checkpoint nor a state dict")
+        load_state_strict(model, state, str(path))
+    return model.to(device).eval()
+
+
+def _import_class(spec: str) -> type:
+    if ":" not in spec:
+        raise ValueError(f"{spec!r} is neither a registered architecture nor an import path 'package.module:Class'")
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import {module_name!r} (from {spec!r}): {exc}") from exc
+    obj = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ValueError(f"{module_name} has no attribute {attr!r} (from {spec!r})")
+        obj = getattr(obj, part)
+    return obj

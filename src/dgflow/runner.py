@@ -1,0 +1,251 @@
+"""``dgflow refine --config``: a resumable refinement run with its outputs on disk.
+
+Layout of ``exp_root/<name>/``::
+
+    config.yml              the resolved configuration
+    batches/ids_<a>-<b>.pt  finished batches (latents, logits and samples at every kept step)
+    samples/step_<k>.npz    the merged samples after k steps (``x``, ``z``, ``logits``, ``ids``)
+    metrics.json            mean logit and dataset metrics per kept step
+    metrics.png             the same, as curves
+    grid_step_<k>.png       an image grid (images) or scatter plot (2-D points) per kept step
+    refinement.gif          the grids over the steps
+
+Every file is written atomically. A batch file is the unit of work: an interrupted run
+restarts with the sample ids no batch file holds yet, and because every sample has its own
+random stream the merged result is the same as an uninterrupted run's (whatever the
+batch size of either).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from . import io
+from .api import generate, refine, select
+from .config import RunConfig, load_model
+from .ratio import DensityRatio, self_normalized
+from .refiners import REFINERS
+
+# keys that do not change the samples: a run may resume with different values
+_NOT_IN_FINGERPRINT = {"exp_root", "name", "device", "batch_size", "keep_samples", "real_samples"}
+
+
+def fingerprint(cfg: RunConfig) -> str:
+    items = {k: v for k, v in cfg.to_dict().items() if k not in _NOT_IN_FINGERPRINT}
+    return hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def run(cfg: RunConfig, config_path: str | Path | None = None, progress: bool = True,
+        overwrite: bool = False) -> Path:
+    """Run (or resume) the refinement ``cfg`` describes; returns the run folder."""
+    run_dir = Path(cfg.exp_root) / cfg.run_name(config_path)
+    _claim(run_dir, cfg, overwrite)
+    device = torch.device(cfg.device) if cfg.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    generator = load_model("generator", cfg.gen_type, cfg.gen_path, cfg.gen_kwargs, cfg.gen_role, device)
+    discriminator = load_model("discriminator", cfg.disc_type, cfg.disc_path, cfg.disc_kwargs, cfg.disc_role, device)
+    corrector = (load_model("corrector", cfg.corr_type, cfg.corr_path, cfg.corr_kwargs, cfg.corr_role, device)
+                 if cfg.corr_path else None)
+    z_dim = cfg.z_dim if cfg.z_dim is not None else getattr(generator, "z_dim", None)
+    if z_dim is None:
+        raise ValueError("set z_dim in the config (the generator has no z_dim attribute to read it from)")
+    latent_shape = tuple(z_dim) if isinstance(z_dim, (list, tuple)) else (int(z_dim),)
+    labels = None if cfg.num_classes is None else torch.arange(cfg.num_imgs) % cfg.num_classes
+    critic: Any = discriminator
+    if cfg.normalize_critic:  # fix an additive constant of the logit: E_pg[exp d] = 1
+        critic, corrector = _self_normalize(generator, DensityRatio(discriminator, corrector), latent_shape,
+                                            labels, cfg, device), None
+    common = dict(latent_shape=latent_shape, prior=cfg.prior, corrector=corrector, batch_size=cfg.batch_size,
+                  device=device, seed=cfg.seed, progress=False)
+    batch_dir = run_dir / "batches"
+    if cfg.method in REFINERS:
+        todo = _pending(batch_dir, cfg.num_imgs)
+        with tqdm(total=cfg.num_imgs, initial=cfg.num_imgs - len(todo), desc=f"{cfg.method} ({run_dir.name})",
+                  disable=None if progress else True) as bar:
+            for ids in todo.split(cfg.batch_size):
+                res = refine(generator, critic, n=len(ids), sample_ids=ids, method=cfg.method, space=cfg.space,
+                             labels=None if labels is None else labels[ids], save_interval=cfg.save_interval,
+                             keep_samples=True, **common, **cfg.method_options())
+                io.torch_save({"ids": ids, "steps": res.steps, "z": res.z_history, "x": res.x_history,
+                               "logits": res.logit_history, "info": res.info},
+                              batch_dir / f"ids_{int(ids[0]):08d}-{int(ids[-1]) + 1:08d}.pt")
+                bar.update(len(ids))
+    elif not (batch_dir / "selection.pt").exists():
+        real = _real_samples(cfg) if cfg.method == "mhgan" else None
+        res = select(generator, critic, cfg.num_imgs, method=cfg.method, labels=labels, real=real,
+                     **{k: v for k, v in common.items() if k != "progress"}, progress=progress, **cfg.method_options())
+        io.torch_save({"ids": torch.arange(cfg.num_imgs), "steps": [0], "z": res.z[None], "x": res.x[None],
+                       "logits": res.logits[None], "info": {"acceptance_rate": res.acceptance_rate, **res.info}},
+                      batch_dir / "selection.pt")
+    finish(run_dir, cfg, progress)
+    return run_dir
+
+
+def _self_normalize(generator, ratio: DensityRatio, latent_shape: tuple[int, ...], labels: torch.Tensor | None,
+                    cfg: RunConfig, device: torch.device) -> DensityRatio:
+    n = 10_000
+    lab = None if labels is None else torch.arange(n) % cfg.num_classes
+    _, x = generate(generator, n, latent_shape=latent_shape, prior=cfg.prior, seed=cfg.seed + 1_000_003,
+                    batch_size=cfg.batch_size, device=device, labels=lab)
+    logits = []
+    with torch.no_grad():
+        for index in torch.arange(n).split(cfg.batch_size):
+            logits.append(ratio(x[index].to(device), None if lab is None else lab[index].to(device)).cpu())
+    return self_normalized(ratio, torch.cat(logits))
+
+
+def _claim(run_dir: Path, cfg: RunConfig, overwrite: bool) -> None:
+    """Create the run folder, or check that an existing one belongs to the same configuration."""
+    stamp = run_dir / "fingerprint.txt"
+    mine = fingerprint(cfg)
+    if stamp.exists() and stamp.read_text().strip() != mine:
+        if not overwrite:
+            raise ValueError(f"{run_dir} holds a run with a different configuration; set another name/exp_root, "
+                             "or pass --overwrite to discard it")
+        for f in (run_dir / "batches").glob("*.pt"):
+            f.unlink()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    io.write_text(run_dir / "config.yml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    io.write_text(stamp, mine + "\n")
+
+
+def _batch_files(batch_dir: Path) -> list[Path]:
+    return sorted(batch_dir.glob("ids_*.pt")) + sorted(batch_dir.glob("selection.pt"))
+
+
+def _pending(batch_dir: Path, n: int) -> torch.Tensor:
+    done = torch.zeros(n, dtype=torch.bool)
+    for f in _batch_files(batch_dir):
+        m = re.fullmatch(r"ids_(\d+)-(\d+)\.pt", f.name)
+        if m:
+            done[int(m.group(1)):min(int(m.group(2)), n)] = True
+    return torch.nonzero(~done).flatten()
+
+
+def finish(run_dir: Path, cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
+    """Merge the batch files into per-step samples, metrics, grids and the animation."""
+    parts = [torch.load(f, weights_only=False) for f in _batch_files(run_dir / "batches")]
+    parts = [p for p in parts if len(p["ids"]) and int(p["ids"][0]) < cfg.num_imgs]
+    if not parts:
+        raise RuntimeError(f"{run_dir} has no finished batches to merge")
+    steps = parts[0]["steps"]
+    ids = torch.cat([p["ids"] for p in parts])
+    order = torch.argsort(ids)
+    metrics: dict[str, Any] = {"steps": steps, "mean_logit": [], "dataset": {}}
+    frames = []
+    for k, step in enumerate(steps):
+        x = torch.cat([p["x"][k] for p in parts])[order]
+        z = torch.cat([p["z"][k] for p in parts])[order] if parts[0]["z"] is not None else None
+        logits = torch.cat([p["logits"][k] for p in parts])[order]
+        metrics["mean_logit"].append(float(logits.mean()))
+        if cfg.keep_samples or k == len(steps) - 1:
+            _save_samples(run_dir / "samples" / f"step_{step:04d}.npz", x, z, logits, ids[order])
+        for name, value in dataset_metrics(cfg, x).items():
+            metrics["dataset"].setdefault(name, []).append(value)
+        frames.append(run_dir / f"grid_step_{step:04d}.png")
+        save_grid(x, frames[-1], title=f"{cfg.run_name(None)}: step {step}")
+    infos = [p["info"] for p in parts if p.get("info")]
+    if infos:
+        metrics["info"] = infos[0] if len(infos) == 1 else {"per_batch": infos}
+    io.write_json(run_dir / "metrics.json", metrics)
+    plot_metrics(metrics, run_dir / "metrics.png")
+    if len(frames) > 1:
+        save_animation(frames, run_dir / "refinement.gif")
+    if progress:
+        print(f"{run_dir}: " + ", ".join(f"step {s}: mean logit {m:.3f}" for s, m in zip(steps, metrics["mean_logit"])))
+    return metrics
+
+
+def _save_samples(path: Path, x: torch.Tensor, z: torch.Tensor | None, logits: torch.Tensor, ids: torch.Tensor) -> None:
+    arrays = {"x": to_uint8(x) if x.ndim == 4 else x.numpy(), "logits": logits.numpy(), "ids": ids.numpy()}
+    if z is not None:
+        arrays["z"] = z.numpy()
+    io.write_with(path, lambda tmp: np.savez(open(tmp, "wb"), **arrays))
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """Images in [-1, 1], ``[N, C, H, W]`` -> uint8 ``[N, H, W, C]`` (the layout EDM and DG save)."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def dataset_metrics(cfg: RunConfig, x: torch.Tensor) -> dict[str, float]:
+    """Metrics of samples ``x`` for the config's dataset (2-D datasets: the toy metrics)."""
+    if cfg.dataset in ("25gaussians", "swissroll"):
+        from .experiments.toy2d import score
+        from .toy.data import sample_toy
+
+        real = sample_toy(cfg.dataset, min(len(x), 10_000), seed=10_000 + cfg.seed)
+        return {k: float(v) for k, v in score(cfg.dataset, x, real).items() if v is not None}
+    return {}
+
+
+def _real_samples(cfg: RunConfig) -> torch.Tensor:
+    if cfg.dataset in ("25gaussians", "swissroll"):
+        from .toy.data import sample_toy
+
+        return sample_toy(cfg.dataset, cfg.real_samples, seed=20_000 + cfg.seed)
+    raise ValueError(f"MH-GAN needs held-out real samples, and dataset {cfg.dataset!r} has no loader here; "
+                     "use dataset: 25gaussians or swissroll, or call dgflow.select(..., real=...) from Python")
+
+
+def save_grid(x: torch.Tensor, path: Path, title: str = "", max_images: int = 64) -> None:
+    """An image grid for ``[N, C, H, W]`` images in [-1, 1], or a scatter plot for 2-D points."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if x.ndim == 4:
+        imgs = to_uint8(x[:max_images])
+        n = len(imgs)
+        cols = int(np.ceil(np.sqrt(n)))
+        rows = int(np.ceil(n / cols))
+        h, w, c = imgs.shape[1:]
+        canvas = np.zeros((rows * (h + 2), cols * (w + 2), c), dtype=np.uint8)
+        for i, img in enumerate(imgs):
+            r, q = divmod(i, cols)
+            canvas[r * (h + 2) + 1:r * (h + 2) + 1 + h, q * (w + 2) + 1:q * (w + 2) + 1 + w] = img
+        from PIL import Image
+
+        io.write_with(path, lambda tmp: Image.fromarray(canvas.squeeze(-1) if c == 1 else canvas).save(tmp, "PNG"))
+        return
+    fig, ax = plt.subplots(figsize=(4, 4))
+    pts = x.reshape(len(x), -1)[:, :2].numpy()
+    ax.scatter(pts[:, 0], pts[:, 1], s=1, alpha=0.5)
+    ax.set_aspect("equal")
+    ax.set_title(title, fontsize=9)
+    io.save_figure(fig, path, dpi=100)
+    plt.close(fig)
+
+
+def save_animation(frames: list[Path], path: Path, ms_per_frame: int = 400) -> None:
+    from PIL import Image
+
+    images = [Image.open(f).convert("RGB") for f in frames]
+    io.write_with(path, lambda tmp: images[0].save(tmp, "GIF", save_all=True, append_images=images[1:],
+                                                   duration=ms_per_frame, loop=0))
+
+
+def plot_metrics(metrics: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = {"mean logit": metrics["mean_logit"], **metrics["dataset"]}
+    fig, axes = plt.subplots(1, len(curves), figsize=(3.2 * len(curves), 3), squeeze=False)
+    for ax, (name, values) in zip(axes[0], curves.items()):
+        ax.plot(metrics["steps"], values, marker="o")
+        ax.set_xlabel("step")
+        ax.set_title(name, fontsize=9)
+    fig.tight_layout()
+    io.save_figure(fig, path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,109 @@
+"""``dgflow refine --config``: validation, outputs, resume, user models by import path."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from dgflow.cli import main
+from dgflow.config import load_config, validate
+from dgflow.runner import run
+from dgflow.toy.models import load_toy
+
+TOY = {"dataset": "25gaussians", "gen_type": "mlp_generator", "gen_path": "pkg:toy/weights/25gaussians.pt",
+       "disc_type": "mlp_discriminator", "disc_path": "pkg:toy/weights/25gaussians.pt", "z_dim": 2,
+       "eta": 0.01, "steps": 4, "save_interval": 2, "num_imgs": 48, "batch_size": 16, "name": "t"}
+
+
+def _cfg(tmp_path, **kw):
+    return validate({**TOY, "exp_root": str(tmp_path), **kw})
+
+
+def test_validation_names_the_problem(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['etaa'\]"):
+        validate({**TOY, "etaa": 1})
+    with pytest.raises(ValueError, match="eta must be a int or float"):
+        validate({**TOY, "eta": "big"})
+    with pytest.raises(ValueError, match="method 'dfglow' is unknown"):
+        validate({**TOY, "method": "dfglow"})
+    with pytest.raises(ValueError, match="eta must be a finite number > 0"):
+        validate({**TOY, "eta": -0.1})
+    with pytest.raises(ValueError, match="gen_type .* or gen_path .* is required"):
+        validate({k: v for k, v in TOY.items() if not k.startswith("gen_")})
+    with pytest.raises(TypeError, match="unknown option"):
+        validate({**TOY, "method": "ddls", "options": {"eta": 1}})
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_config(tmp_path / "nope.yml")
+    bad = tmp_path / "bad.yml"
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(ValueError, match="must hold a mapping"):
+        load_config(bad)
+
+
+def test_run_writes_every_output_and_matches_the_api(tmp_path):
+    cfg = _cfg(tmp_path)
+    run_dir = run(cfg, progress=False)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["steps"] == [0, 2, 4]
+    assert len(metrics["dataset"]["high_quality_pct"]) == 3
+    for name in ("config.yml", "metrics.png", "refinement.gif", "grid_step_0000.png", "grid_step_0004.png",
+                 "samples/step_0000.npz", "samples/step_0004.npz"):
+        assert (run_dir / name).stat().st_size > 0, name
+    assert yaml.safe_load((run_dir / "config.yml").read_text())["eta"] == 0.01
+    final = np.load(run_dir / "samples" / "step_0004.npz")
+    assert np.array_equal(final["ids"], np.arange(48))
+    # the run is dgflow.refine with the same seed and sample ids
+    import dgflow
+
+    g, d, _ = load_toy("25gaussians")
+    ref = dgflow.refine(g, d, n=48, latent_shape=(2,), eta=0.01, steps=4, batch_size=16, progress=False)
+    np.testing.assert_array_equal(final["x"], ref.x.numpy())
+
+
+def test_interrupted_run_resumes_without_redoing_finished_batches(tmp_path):
+    cfg = _cfg(tmp_path)
+    run_dir = run(cfg, progress=False)
+    first = np.load(run_dir / "samples" / "step_0004.npz")["x"]
+    batches = sorted((run_dir / "batches").glob("ids_*.pt"))
+    assert len(batches) == 3
+    kept = {b: b.stat().st_mtime_ns for b in batches[:2]}
+    batches[2].unlink()  # as if the run died before its last batch
+    run(cfg, progress=False)
+    assert {b: b.stat().st_mtime_ns for b in batches[:2]} == kept  # finished batches untouched
+    np.testing.assert_array_equal(np.load(run_dir / "samples" / "step_0004.npz")["x"], first)
+
+
+def test_a_changed_configuration_does_not_mix_with_an_old_run(tmp_path):
+    run(_cfg(tmp_path), progress=False)
+    with pytest.raises(ValueError, match="different configuration"):
+        run(_cfg(tmp_path, eta=0.02), progress=False)
+    run(_cfg(tmp_path, eta=0.02), progress=False, overwrite=True)
+    assert yaml.safe_load((tmp_path / "t" / "config.yml").read_text())["eta"] == 0.02
+
+
+def test_selectors_and_user_model_by_import_path(tmp_path):
+    g, d, _ = load_toy("25gaussians")
+    torch.save(g.state_dict(), tmp_path / "g.pt")  # a plain state dict, not a dgflow checkpoint
+    cfg = _cfg(tmp_path, method="mhgan", gen_type="dgflow.zoo.mlp:MLPGenerator", gen_kwargs={"z_dim": 2},
+               gen_path=str(tmp_path / "g.pt"), options={"chain_length": 20}, real_samples=200, name="mh")
+    run_dir = run(cfg, progress=False)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["steps"] == [0] and 0 < metrics["info"]["acceptance_rate"] <= 1
+    with pytest.raises(ValueError, match="does not match the MLPGenerator architecture"):
+        run(_cfg(tmp_path, gen_type="dgflow.zoo.mlp:MLPGenerator", gen_kwargs={"z_dim": 3},
+                 gen_path=str(tmp_path / "g.pt"), name="bad"), progress=False)
+    with pytest.raises(ValueError, match="cannot import"):
+        run(_cfg(tmp_path, gen_type="no_such_pkg:G", gen_path=str(tmp_path / "g.pt"), name="bad2"), progress=False)
+
+
+def test_cli_refine_with_overrides(tmp_path, capsys):
+    path = tmp_path / "c.yml"
+    path.write_text(yaml.safe_dump({**TOY, "exp_root": str(tmp_path)}))
+    assert main(["refine", "--config", str(path), "--set", "steps=2", "num_imgs=16", "--quiet"]) == 0
+    assert json.loads((tmp_path / "t" / "metrics.json").read_text())["steps"] == [0, 2]
+    assert main(["refine", "--config", str(path), "--set", "f_div=XX", "--quiet"]) == 2
+    assert "unknown f-divergence 'XX'" in capsys.readouterr().err
