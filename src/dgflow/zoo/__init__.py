@@ -30,11 +30,11 @@ def build_model(arch: str, **config: Any) -> nn.Module:
 
 
 def save_checkpoint(path: str | os.PathLike, models: dict[str, tuple[str, dict[str, Any], nn.Module]],
-                    meta: dict[str, Any] | None = None) -> None:
-    """Save ``{role: (arch, config, module)}`` with the architecture recorded."""
+                    meta: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> None:
+    """Save ``{role: (arch, config, module)}`` with the architecture recorded (``extra``: e.g. optimizer state)."""
     payload = {"format": "dgflow", "version": 1, "meta": meta or {},
                "models": {role: {"arch": arch, "config": config, "state_dict": module.state_dict()}
-                          for role, (arch, config, module) in models.items()}}
+                          for role, (arch, config, module) in models.items()}, **(extra or {})}
     torch_save(payload, path)
 
 
