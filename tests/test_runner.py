@@ -107,3 +107,34 @@ def test_cli_refine_with_overrides(tmp_path, capsys):
     assert json.loads((tmp_path / "t" / "metrics.json").read_text())["steps"] == [0, 2]
     assert main(["refine", "--config", str(path), "--set", "f_div=XX", "--quiet"]) == 2
     assert "unknown f-divergence 'XX'" in capsys.readouterr().err
+
+
+SHARED = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.mark.skipif(not (SHARED / "mnist.npz").exists(), reason="shared MNIST copy not found at ../shared/data")
+def test_image_run_measures_classifier_and_inception_fid(tmp_path):
+    from dgflow.metrics import save_stats
+    from dgflow.zoo import build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    g_cfg, d_cfg, c_cfg = {"channels": 1, "image_size": 28, "z_dim": 8, "width": 8}, \
+        {"channels": 1, "image_size": 28, "width": 8}, {"channels": 1, "image_size": 28, "width": 8}
+    save_checkpoint(tmp_path / "gan.pt", {"generator": ("dcgan_generator", g_cfg, build_model("dcgan_generator", **g_cfg)),
+                                          "discriminator": ("sndcgan_discriminator", d_cfg,
+                                                            build_model("sndcgan_discriminator", **d_cfg))})
+    save_checkpoint(tmp_path / "clf.pt", {"classifier": ("classifier", c_cfg, build_model("classifier", **c_cfg))})
+    rng = np.random.default_rng(0)
+    feats = rng.standard_normal((64, 2048))
+    save_stats(tmp_path / "ref.npz", feats.mean(0), np.cov(feats.T))
+    cfg = validate({"dataset": "mnist", "gen_path": str(tmp_path / "gan.pt"), "disc_path": str(tmp_path / "gan.pt"),
+                    "z_dim": 8, "steps": 2, "save_interval": 2, "num_imgs": 8, "batch_size": 8, "exp_root": str(tmp_path),
+                    "name": "img", "data_root": str(SHARED), "classifier_path": str(tmp_path / "clf.pt"),
+                    "fid_ref": str(tmp_path / "ref.npz")})
+    run_dir = run(cfg, progress=False)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for key in ("fid_classifier", "is_classifier", "fid_inception"):
+        assert len(metrics["dataset"][key]) == 2 and all(np.isfinite(metrics["dataset"][key])), key
+    assert 1.0 <= metrics["dataset"]["is_classifier"][0] <= 10.0  # IS lies between 1 and the class count
+    assert np.load(run_dir / "samples" / "step_0002.npz")["x"].shape == (8, 28, 28, 1)  # uint8 HWC, as EDM saves
+    assert (run_dir / "grid_step_0002.png").exists()

@@ -32,6 +32,19 @@ def _cmd_train_toy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_textgan(args: argparse.Namespace) -> int:
+    import torch
+
+    from .text import train_textgan
+
+    torch.set_num_threads(args.threads)
+    gan = train_textgan(args.corpus, args.out, channels=args.channels, iterations=args.iterations, seed=args.seed,
+                        data=args.data, batch_size=args.batch_size, lr=args.lr)
+    print(f"saved {args.out} ({gan.meta['train_sentences']} training sentences, vocabulary of "
+          f"{gan.vocabulary.size} characters, {gan.meta['seconds']} s)")
+    return 0
+
+
 def _cmd_refine(args: argparse.Namespace) -> int:
     import yaml
 
@@ -86,6 +99,24 @@ def build_parser() -> argparse.ArgumentParser:
     toy.add_argument("--iterations", type=int, default=None, help="generator iterations (default: the shipped models')")
     toy.add_argument("--seed", type=int, default=0)
     toy.set_defaults(func=_cmd_train_toy)
+    textgan = train_sub.add_parser("textgan", help="the character-level WGAN-GP language model on 32-character "
+                                   "sentences (JS-4 / JS-6 benchmark)")
+    textgan.add_argument("--corpus", default="pydoc", choices=["pydoc", "billion-word"],
+                         help="pydoc: Python's own documentation (ships with Python); billion-word: the One Billion "
+                         "Word benchmark at --data (default: %(default)s)")
+    textgan.add_argument("--data", default=None, help="One Billion Word folder (or one news.en-... file)")
+    textgan.add_argument("--out", required=True, help="checkpoint path (.pt)")
+    textgan.add_argument("--iterations", type=int, default=1200, help="generator iterations (default: %(default)s; "
+                         "the paper: 200,000 on a GPU)")
+    textgan.add_argument("--channels", type=int, default=32, help="conv channels (default: %(default)s, CPU scale; "
+                         "the paper: 512)")
+    textgan.add_argument("--batch-size", type=int, default=64, help="(default: %(default)s)")
+    textgan.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate of both networks (default: "
+                         "%(default)s, the paper's; the CPU benchmark model uses 1e-3 for its 1,200 iterations)")
+    textgan.add_argument("--seed", type=int, default=0)
+    textgan.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: %(default)s)")
+    textgan.set_defaults(func=_cmd_train_textgan)
+
     ref = sub.add_parser("refine", help="refine (or select) samples as a YAML config describes; resumable")
     ref.add_argument("--config", required=True, help="YAML file with the authors' keys (gen_type, gen_path, disc_type, "
                      "disc_path, f_div, eta, gamma, steps, ...) plus method")

@@ -59,6 +59,9 @@ class RunConfig:
     num_classes: int | None = None
     dataset: str | None = None
     image_size: int | None = None
+    data_root: str | None = None
+    fid_ref: str | None = None
+    classifier_path: str | None = None
     seed: int = 0
     device: str | None = None
     normalize_critic: bool = False

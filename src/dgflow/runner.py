@@ -22,6 +22,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -31,12 +32,13 @@ from tqdm.auto import tqdm
 
 from . import io
 from .api import generate, refine, select
-from .config import RunConfig, load_model
+from .config import RunConfig, load_model, resolve_path
 from .ratio import DensityRatio, self_normalized
 from .refiners import REFINERS
 
 # keys that do not change the samples: a run may resume with different values
-_NOT_IN_FINGERPRINT = {"exp_root", "name", "device", "batch_size", "keep_samples", "real_samples"}
+_NOT_IN_FINGERPRINT = {"exp_root", "name", "device", "batch_size", "keep_samples", "real_samples", "data_root",
+                       "fid_ref", "classifier_path"}
 
 
 def fingerprint(cfg: RunConfig) -> str:
@@ -140,6 +142,7 @@ def finish(run_dir: Path, cfg: RunConfig, progress: bool = True) -> dict[str, An
     ids = torch.cat([p["ids"] for p in parts])
     order = torch.argsort(ids)
     metrics: dict[str, Any] = {"steps": steps, "mean_logit": [], "dataset": {}}
+    measure = make_metrics(cfg)
     frames = []
     for k, step in enumerate(steps):
         x = torch.cat([p["x"][k] for p in parts])[order]
@@ -148,7 +151,7 @@ def finish(run_dir: Path, cfg: RunConfig, progress: bool = True) -> dict[str, An
         metrics["mean_logit"].append(float(logits.mean()))
         if cfg.keep_samples or k == len(steps) - 1:
             _save_samples(run_dir / "samples" / f"step_{step:04d}.npz", x, z, logits, ids[order])
-        for name, value in dataset_metrics(cfg, x).items():
+        for name, value in measure(x).items():
             metrics["dataset"].setdefault(name, []).append(value)
         frames.append(run_dir / f"grid_step_{step:04d}.png")
         save_grid(x, frames[-1], title=f"{cfg.run_name(None)}: step {step}")
@@ -176,15 +179,54 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
-def dataset_metrics(cfg: RunConfig, x: torch.Tensor) -> dict[str, float]:
-    """Metrics of samples ``x`` for the config's dataset (2-D datasets: the toy metrics)."""
+def make_metrics(cfg: RunConfig) -> Callable[[torch.Tensor], dict[str, float]]:
+    """The metrics of a run's samples: 2-D datasets get the toy metrics; image runs get Inception FID
+    against ``fid_ref`` (mu/sigma npz) and classifier FID / IS with the classifier at ``classifier_path``
+    against the real test split under ``data_root``."""
     if cfg.dataset in ("25gaussians", "swissroll"):
         from .experiments.toy2d import score
         from .toy.data import sample_toy
 
-        real = sample_toy(cfg.dataset, min(len(x), 10_000), seed=10_000 + cfg.seed)
-        return {k: float(v) for k, v in score(cfg.dataset, x, real).items() if v is not None}
-    return {}
+        real = sample_toy(cfg.dataset, min(cfg.num_imgs, 10_000), seed=10_000 + cfg.seed)
+        return lambda x: {k: float(v) for k, v in score(cfg.dataset, x, real).items() if v is not None}
+    parts: list[Callable[[torch.Tensor], dict[str, float]]] = []
+    device = torch.device(cfg.device) if cfg.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if cfg.fid_ref:
+        from .metrics import InceptionFeatures, compute_stats, extract_features, fid_from_stats, load_stats
+
+        ref = load_stats(resolve_path(cfg.fid_ref))
+        inception = InceptionFeatures(device=device)
+        parts.append(lambda x: {"fid_inception": fid_from_stats(
+            *compute_stats(extract_features(inception, x, batch_size=cfg.batch_size)), *ref)})
+    if cfg.classifier_path:
+        from .metrics import ClassifierFeatures, compute_stats, fid_from_stats, inception_score
+
+        if cfg.data_root is None:
+            raise ValueError("classifier metrics need the real data: set data_root (e.g. ../shared/data)")
+        classifier = ClassifierFeatures(load_model("classifier", "classifier", cfg.classifier_path, {}, "classifier",
+                                                   device))
+        real = load_real_images(cfg, "test")
+        with torch.no_grad():
+            real_stats = compute_stats(torch.cat([classifier(c.to(device)).cpu() for c in real.split(cfg.batch_size)]))
+
+        def classifier_metrics(x: torch.Tensor) -> dict[str, float]:
+            with torch.no_grad():
+                feats = torch.cat([classifier(c.to(device)).cpu() for c in x.split(cfg.batch_size)])
+                logits = torch.cat([classifier.logits(c.to(device)).cpu() for c in x.split(cfg.batch_size)])
+            is_mean, _ = inception_score(logits, splits=min(10, len(logits)))
+            return {"fid_classifier": fid_from_stats(*compute_stats(feats), *real_stats), "is_classifier": is_mean}
+
+        parts.append(classifier_metrics)
+    return lambda x: {k: v for part in parts for k, v in part(x).items()}
+
+
+def load_real_images(cfg: RunConfig, split: str) -> torch.Tensor:
+    from .data import load_cifar10, load_mnist
+
+    loaders = {"mnist": load_mnist, "cifar10": load_cifar10}
+    if cfg.dataset not in loaders:
+        raise ValueError(f"no image loader for dataset {cfg.dataset!r}; use one of {sorted(loaders)}")
+    return loaders[cfg.dataset](resolve_path(cfg.data_root), split=split)[0]
 
 
 def _real_samples(cfg: RunConfig) -> torch.Tensor:
@@ -192,8 +234,11 @@ def _real_samples(cfg: RunConfig) -> torch.Tensor:
         from .toy.data import sample_toy
 
         return sample_toy(cfg.dataset, cfg.real_samples, seed=20_000 + cfg.seed)
-    raise ValueError(f"MH-GAN needs held-out real samples, and dataset {cfg.dataset!r} has no loader here; "
-                     "use dataset: 25gaussians or swissroll, or call dgflow.select(..., real=...) from Python")
+    if cfg.data_root is None:
+        raise ValueError("MH-GAN needs held-out real samples: set data_root (and dataset: mnist or cifar10), "
+                         "or use a 2-D dataset")
+    real = load_real_images(cfg, "test")
+    return real[torch.randperm(len(real), generator=torch.Generator().manual_seed(cfg.seed))[:cfg.real_samples]]
 
 
 def save_grid(x: torch.Tensor, path: Path, title: str = "", max_images: int = 64) -> None:

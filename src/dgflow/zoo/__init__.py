@@ -15,11 +15,33 @@ import torch
 from torch import nn
 
 from ..io import torch_save
+from .classifier import Classifier
+from .dcgan import CondDCGANGenerator, CondSNDCGANDiscriminator, DCGANGenerator, SNDCGANDiscriminator, WGANGPCritic
+from .flow import RealNVP
+from .images import warm_up_spectral_norm  # noqa: F401 (re-exported: dgflow.zoo.warm_up_spectral_norm)
 from .mlp import MLPDiscriminator, MLPGenerator
+from .mmd import MMDCritic, MMDGenerator, mmd_loss  # noqa: F401 (mmd_loss re-exported)
+from .resnet import ResNetDiscriminator, ResNetGenerator
+from .textgan import TextCritic, TextGenerator
+from .vae import ConvVAE
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "mlp_generator": MLPGenerator,
     "mlp_discriminator": MLPDiscriminator,
+    "dcgan_generator": DCGANGenerator,
+    "sndcgan_discriminator": SNDCGANDiscriminator,
+    "wgangp_critic": WGANGPCritic,
+    "resnet_generator": ResNetGenerator,
+    "resnet_discriminator": ResNetDiscriminator,
+    "cond_dcgan_generator": CondDCGANGenerator,
+    "cond_sndcgan_discriminator": CondSNDCGANDiscriminator,
+    "conv_vae": ConvVAE,
+    "realnvp": RealNVP,
+    "mmd_generator": MMDGenerator,
+    "mmd_critic": MMDCritic,
+    "classifier": Classifier,
+    "text_generator": TextGenerator,
+    "text_critic": TextCritic,
 }
 
 
