@@ -45,6 +45,28 @@ def _cmd_train_textgan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_images(args: argparse.Namespace) -> int:
+    from .training import images
+
+    common = {"progress": not args.quiet}
+    if args.what == "gan":
+        out = images.train_image_gan(args.dataset, args.data, args.out, pair=args.pair, z_dim=args.z_dim,
+                                     width=args.width, iterations=args.iterations, batch_size=args.batch_size,
+                                     ddls_steps=args.ddls_steps, seed=args.seed, **common,
+                                     **({"loss": args.loss} if args.loss else {}))
+    elif args.what == "vae":
+        out = images.train_vae(args.dataset, args.data, args.out, z_dim=args.z_dim, width=args.width,
+                               iterations=args.iterations, batch_size=args.batch_size, seed=args.seed, **common)
+    elif args.what == "classifier":
+        out = images.train_classifier(args.dataset, args.data, args.out, width=args.width, epochs=args.epochs,
+                                      seed=args.seed, **common)
+    else:
+        out = images.train_image_corrector(args.gan, args.target, args.out, iterations=args.iterations,
+                                           batch_size=args.batch_size, seed=args.seed, **common)
+    print(f"saved {out}")
+    return 0
+
+
 def _cmd_refine(args: argparse.Namespace) -> int:
     import yaml
 
@@ -100,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     toy.add_argument("--seed", type=int, default=0)
     toy.set_defaults(func=_cmd_train_toy)
     textgan = train_sub.add_parser("textgan", help="the character-level WGAN-GP language model on 32-character "
-                                   "sentences (JS-4 / JS-6 benchmark)")
+                                   "sentences (JS-4 / JS-6 benchmark); the defaults are the CPU-scale model of "
+                                   "benchmarks/text_js.py (about 6 minutes on one core)")
     textgan.add_argument("--corpus", default="pydoc", choices=["pydoc", "billion-word"],
                          help="pydoc: Python's own documentation (ships with Python); billion-word: the One Billion "
                          "Word benchmark at --data (default: %(default)s)")
@@ -111,11 +134,45 @@ def build_parser() -> argparse.ArgumentParser:
     textgan.add_argument("--channels", type=int, default=32, help="conv channels (default: %(default)s, CPU scale; "
                          "the paper: 512)")
     textgan.add_argument("--batch-size", type=int, default=64, help="(default: %(default)s)")
-    textgan.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate of both networks (default: "
-                         "%(default)s, the paper's; the CPU benchmark model uses 1e-3 for its 1,200 iterations)")
+    textgan.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate of both networks (default: "
+                         "%(default)s, CPU scale: 1,200 iterations at the paper's 1e-4 leave character soup)")
     textgan.add_argument("--seed", type=int, default=0)
     textgan.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: %(default)s)")
     textgan.set_defaults(func=_cmd_train_textgan)
+
+    def image_args(p: argparse.ArgumentParser, iterations: int) -> None:
+        p.add_argument("--dataset", required=True, choices=["mnist", "cifar10"])
+        p.add_argument("--data", required=True, help="data folder or file (e.g. ../shared/data)")
+        p.add_argument("--out", required=True, help="output folder (checkpoint.pt, logs, sample grids)")
+        p.add_argument("--width", type=int, default=16, help="channel width (default %(default)s, CPU scale; papers: 64)")
+        p.add_argument("--z-dim", type=int, default=32)
+        p.add_argument("--iterations", type=int, default=iterations)
+        p.add_argument("--batch-size", type=int, default=64)
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--quiet", action="store_true")
+
+    gan = train_sub.add_parser("gan", help="an image GAN pair (SN-DCGAN, WGAN-GP, ResNet SN-GAN, conditional)")
+    image_args(gan, 2000)
+    gan.add_argument("--pair", default="sndcgan", choices=["sndcgan", "wgangp", "resnet", "cond-sndcgan"])
+    gan.add_argument("--loss", default=None, choices=["hinge", "ns", "wgan-gp"], help="default: hinge (wgan-gp for wgangp)")
+    gan.add_argument("--ddls-steps", type=int, default=0, help="train on DDLS-refined fake latents (default: off)")
+    gan.set_defaults(func=_cmd_train_images)
+    vae = train_sub.add_parser("vae", help="the convolutional VAE (a generator without a discriminator)")
+    image_args(vae, 2000)
+    vae.set_defaults(func=_cmd_train_images)
+    clf = train_sub.add_parser("classifier", help="the classifier behind classifier FID / IS")
+    image_args(clf, 0)
+    clf.add_argument("--epochs", type=int, default=2)
+    clf.set_defaults(func=_cmd_train_images)
+    corr = train_sub.add_parser("corrector", help="the density-ratio corrector of a GAN discriminator for another model")
+    corr.add_argument("--gan", required=True, help="checkpoint with the GAN's generator and discriminator")
+    corr.add_argument("--target", required=True, help="checkpoint of the model to refine (role 'generator')")
+    corr.add_argument("--out", required=True)
+    corr.add_argument("--iterations", type=int, default=1000)
+    corr.add_argument("--batch-size", type=int, default=64)
+    corr.add_argument("--seed", type=int, default=0)
+    corr.add_argument("--quiet", action="store_true")
+    corr.set_defaults(func=_cmd_train_images)
 
     ref = sub.add_parser("refine", help="refine (or select) samples as a YAML config describes; resumable")
     ref.add_argument("--config", required=True, help="YAML file with the authors' keys (gen_type, gen_path, disc_type, "

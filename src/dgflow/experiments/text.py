@@ -98,7 +98,8 @@ def real_sentences(meta: dict[str, Any], n_train: int = N_SENTENCES, seed: int =
     rng = random.Random(seed)
     if len(held) > MAX_REAL:
         held = rng.sample(held, MAX_REAL)
-    return fixed_length(held, meta["seq_len"]), fixed_length(rng.sample(train, min(n_train, len(train))), meta["seq_len"])
+    train_sample = rng.sample(train, min(n_train, len(train)))
+    return fixed_length(held, meta["seq_len"]), fixed_length(train_sample, meta["seq_len"])
 
 
 def score_text(sentences: list[str], real: list[str]) -> dict[str, float]:
@@ -106,7 +107,8 @@ def score_text(sentences: list[str], real: list[str]) -> dict[str, float]:
     return {f"js{n}": ngram_js(sentences, real, n) for n in NGRAMS}
 
 
-def run_method(run: MethodRun, gan: TextGAN, critic, n: int, seed: int, progress: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def run_method(run: MethodRun, gan: TextGAN, critic, n: int, seed: int,
+               progress: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """``(z, x)`` of one method on the ``n`` seeded latents every method starts from."""
     if run.kind == "base":
         return generate(gan.generator, n, latent_shape=(Z_DIM,), seed=seed, batch_size=n)
@@ -184,8 +186,8 @@ def format_table(results: dict[str, Any]) -> str:
     def cell(v: dict[str, float]) -> str:
         return f"{v['mean']:.4f} ± {v['sd']:.4f}" if sd else f"{v['mean']:.4f}"
 
-    lines = ["| method | options | JS-4 (bits) | JS-6 (bits) | mean critic d | sentences changed % | time s (all seeds) |",
-             "|---|---|---:|---:|---:|---:|---:|",
+    lines = ["| method | options | JS-4 (bits) | JS-6 (bits) | mean critic d | sentences changed % "
+             "| time s (all seeds) |", "|---|---|---:|---:|---:|---:|---:|",
              f"| real (train sample) | – | {results['real']['js4']:.4f} | {results['real']['js6']:.4f} | – | – | – |"]
     for label, row in results["methods"].items():
         opts = ", ".join(f"{k}={v}" for k, v in row["options"].items()

@@ -4,11 +4,13 @@ Two corpora, one sentence per item:
 
 * ``"billion-word"``: the One Billion Word benchmark the WGAN-GP language model was trained
   on (``training-monolingual.tokenized.shuffled/news.en-000NN-of-00100``, one tokenised
-  sentence per line), read from the user's copy, files in order, up to ``max_sentences``.
+  sentence per line), read from the user's copy, files in order, up to ``max_sentences``
+  (a million by default; the reference code read up to ten million).
 * ``"pydoc"``: English prose that ships with Python itself, ``pydoc_data.topics.topics``
   (the language reference behind ``help()``, about 465 KB): paragraphs are joined, split
   into sentences, and code-like sentences (grammar rules, examples, identifiers) are dropped
-  (:func:`is_prose`). Nothing is downloaded.
+  (:func:`is_prose`): 1,837 sentences on Python 3.11, 1,368 to train on and 469 held out.
+  Nothing is downloaded.
 
 As in the WGAN-GP code (Gulrajani et al., 2017, ``language_helpers.load_dataset``), every
 sentence is cut to its first ``seq_len = 32`` characters or padded to 32 with the pad

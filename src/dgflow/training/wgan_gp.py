@@ -9,7 +9,7 @@ Defaults are the 2-D settings of the DGflow paper: Adam 1e-4, betas (0.5, 0.9), 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -26,7 +26,7 @@ def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, generator: t
 def train_wgan_gp(
     generator: nn.Module,
     critic: nn.Module,
-    data: Tensor,
+    data: Tensor | Sequence[Tensor],
     z_dim: int,
     iterations: int = 5000,
     batch_size: int = 256,
@@ -41,6 +41,9 @@ def train_wgan_gp(
     on_log: Callable[[int, dict[str, float]], None] | None = None,
 ) -> list[dict[str, float]]:
     """Train ``generator`` and ``critic`` in place on minibatches of ``data``; returns the loss log.
+
+    ``data`` is anything with ``len()`` that a LongTensor of indices can index (a tensor, or a
+    view that builds batches on demand, like the text corpus's one-hot sentences).
 
     ``lr`` is the critic's learning rate and, unless ``lr_g`` is given, the generator's.
     """
