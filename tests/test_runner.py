@@ -138,3 +138,20 @@ def test_image_run_measures_classifier_and_inception_fid(tmp_path):
     assert 1.0 <= metrics["dataset"]["is_classifier"][0] <= 10.0  # IS lies between 1 and the class count
     assert np.load(run_dir / "samples" / "step_0002.npz")["x"].shape == (8, 28, 28, 1)  # uint8 HWC, as EDM saves
     assert (run_dir / "grid_step_0002.png").exists()
+
+
+def test_text_run_scores_js_per_step_and_writes_sentences(tmp_path):
+    from dgflow.text import train_textgan
+
+    train_textgan("pydoc", tmp_path / "t.pt", channels=4, blocks=1, iterations=1, batch_size=8, progress=False)
+    cfg = validate({"dataset": "text", "gen_path": str(tmp_path / "t.pt"), "disc_path": str(tmp_path / "t.pt"),
+                    "z_dim": 128, "steps": 2, "save_interval": 1, "num_imgs": 16, "batch_size": 16,
+                    "exp_root": str(tmp_path), "name": "txt", "normalize_critic": True})
+    run_dir = run(cfg, progress=False)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert len(metrics["dataset"]["js4"]) == 3 and all(0 <= v <= 1 for v in metrics["dataset"]["js6"])
+    lines = (run_dir / "sentences_step_0002.txt").read_text().splitlines()
+    assert len(lines) == 16 and all(len(line) <= 32 for line in lines)
+    with pytest.raises(ValueError, match="needs a checkpoint from `dgflow train textgan`"):
+        run(validate({**TOY, "dataset": "text", "exp_root": str(tmp_path), "name": "bad"}), progress=False)
+    assert not list((tmp_path / "bad" / "batches").glob("*.pt"))  # failed before any work

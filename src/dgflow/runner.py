@@ -8,6 +8,7 @@ Layout of ``exp_root/<name>/``::
     metrics.json            mean logit and dataset metrics per kept step
     metrics.png             the same, as curves
     grid_step_<k>.png       an image grid (images) or scatter plot (2-D points) per kept step
+    sentences_step_<k>.txt  the decoded sentences per kept step (``dataset: text``)
     refinement.gif          the grids over the steps
 
 Every file is written atomically. A batch file is the unit of work: an interrupted run
@@ -51,6 +52,7 @@ def run(cfg: RunConfig, config_path: str | Path | None = None, progress: bool = 
     """Run (or resume) the refinement ``cfg`` describes; returns the run folder."""
     run_dir = Path(cfg.exp_root) / cfg.run_name(config_path)
     _claim(run_dir, cfg, overwrite)
+    measure = make_metrics(cfg)  # fail fast on a missing classifier, reference or vocabulary
     device = torch.device(cfg.device) if cfg.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     generator = load_model("generator", cfg.gen_type, cfg.gen_path, cfg.gen_kwargs, cfg.gen_role, device)
     discriminator = load_model("discriminator", cfg.disc_type, cfg.disc_path, cfg.disc_kwargs, cfg.disc_role, device)
@@ -87,7 +89,7 @@ def run(cfg: RunConfig, config_path: str | Path | None = None, progress: bool = 
         io.torch_save({"ids": torch.arange(cfg.num_imgs), "steps": [0], "z": res.z[None], "x": res.x[None],
                        "logits": res.logits[None], "info": {"acceptance_rate": res.acceptance_rate, **res.info}},
                       batch_dir / "selection.pt")
-    finish(run_dir, cfg, progress)
+    finish(run_dir, cfg, progress, measure)
     return run_dir
 
 
@@ -132,7 +134,8 @@ def _pending(batch_dir: Path, n: int) -> torch.Tensor:
     return torch.nonzero(~done).flatten()
 
 
-def finish(run_dir: Path, cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
+def finish(run_dir: Path, cfg: RunConfig, progress: bool = True,
+           measure: Callable[[torch.Tensor], dict[str, float]] | None = None) -> dict[str, Any]:
     """Merge the batch files into per-step samples, metrics, grids and the animation."""
     parts = [torch.load(f, weights_only=False) for f in _batch_files(run_dir / "batches")]
     parts = [p for p in parts if len(p["ids"]) and int(p["ids"][0]) < cfg.num_imgs]
@@ -142,7 +145,7 @@ def finish(run_dir: Path, cfg: RunConfig, progress: bool = True) -> dict[str, An
     ids = torch.cat([p["ids"] for p in parts])
     order = torch.argsort(ids)
     metrics: dict[str, Any] = {"steps": steps, "mean_logit": [], "dataset": {}}
-    measure = make_metrics(cfg)
+    measure = measure or make_metrics(cfg)
     frames = []
     for k, step in enumerate(steps):
         x = torch.cat([p["x"][k] for p in parts])[order]
@@ -153,8 +156,11 @@ def finish(run_dir: Path, cfg: RunConfig, progress: bool = True) -> dict[str, An
             _save_samples(run_dir / "samples" / f"step_{step:04d}.npz", x, z, logits, ids[order])
         for name, value in measure(x).items():
             metrics["dataset"].setdefault(name, []).append(value)
-        frames.append(run_dir / f"grid_step_{step:04d}.png")
-        save_grid(x, frames[-1], title=f"{cfg.run_name(None)}: step {step}")
+        if cfg.dataset == "text":  # sentences instead of a picture
+            io.write_text(run_dir / f"sentences_step_{step:04d}.txt", "\n".join(text_vocabulary(cfg)[0].decode(x)) + "\n")
+        else:
+            frames.append(run_dir / f"grid_step_{step:04d}.png")
+            save_grid(x, frames[-1], title=f"{cfg.run_name(None)}: step {step}")
     infos = [p["info"] for p in parts if p.get("info")]
     if infos:
         metrics["info"] = infos[0] if len(infos) == 1 else {"per_batch": infos}
@@ -189,6 +195,12 @@ def make_metrics(cfg: RunConfig) -> Callable[[torch.Tensor], dict[str, float]]:
 
         real = sample_toy(cfg.dataset, min(cfg.num_imgs, 10_000), seed=10_000 + cfg.seed)
         return lambda x: {k: float(v) for k, v in score(cfg.dataset, x, real).items() if v is not None}
+    if cfg.dataset == "text":
+        from .experiments.text import real_sentences, score_text
+
+        vocab, meta = text_vocabulary(cfg)
+        real, _ = real_sentences(meta)
+        return lambda x: score_text(vocab.decode(x, strip=False), real)
     parts: list[Callable[[torch.Tensor], dict[str, float]]] = []
     device = torch.device(cfg.device) if cfg.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if cfg.fid_ref:
@@ -218,6 +230,17 @@ def make_metrics(cfg: RunConfig) -> Callable[[torch.Tensor], dict[str, float]]:
 
         parts.append(classifier_metrics)
     return lambda x: {k: v for part in parts for k, v in part(x).items()}
+
+
+def text_vocabulary(cfg: RunConfig):
+    """The vocabulary (and training record) saved with a text GAN checkpoint (``gen_path``)."""
+    from .text import Vocabulary
+
+    meta = torch.load(resolve_path(cfg.gen_path), map_location="cpu", weights_only=False).get("meta", {})
+    if "vocabulary" not in meta:
+        raise ValueError(f"dataset: text needs a checkpoint from `dgflow train textgan` (with its vocabulary) as "
+                         f"gen_path; {cfg.gen_path} has none")
+    return Vocabulary.from_meta(meta["vocabulary"]), meta
 
 
 def load_real_images(cfg: RunConfig, split: str) -> torch.Tensor:
