@@ -6,7 +6,7 @@
     picked = dgflow.select(generator, discriminator, n=1000, method="drs")
 """
 
-from .api import RefineResult, generate, refine, select
+from .api import RefineResult, generate, normalize, refine, select
 from .divergences import DIVERGENCES, FDivergence, get_divergence
 from .priors import NormalPrior, Prior, UniformPrior, make_prior
 from .ratio import DensityRatio, self_normalized
@@ -17,7 +17,7 @@ from .selectors import SELECTORS, SelectResult, Selector
 __version__ = "0.1.0"
 
 __all__ = [
-    "refine", "select", "generate", "RefineResult", "SelectResult", "DensityRatio", "self_normalized",
+    "refine", "select", "generate", "normalize", "RefineResult", "SelectResult", "DensityRatio", "self_normalized",
     "FDivergence", "DIVERGENCES", "get_divergence",
     "Prior", "NormalPrior", "UniformPrior", "make_prior",
     "Refiner", "REFINERS", "Selector", "SELECTORS", "SampleNoise",

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .priors import Prior, make_prior
-from .ratio import DensityRatio
+from .ratio import DensityRatio, self_normalized
 from .refiners import REFINERS
 from .refiners.base import build
 from .rng import SampleNoise
@@ -163,6 +163,33 @@ def generate(
             t = target.bind(None if labels is None else labels[index].to(device))
             xs.append(t.sample(z[index].to(device)).cpu())
     return z, torch.cat(xs)
+
+
+def normalize(
+    generator: Callable[..., Tensor],
+    discriminator: Callable[..., Tensor] | Sequence[Callable[..., Tensor]],
+    n: int = 10_000,
+    *,
+    latent_shape: Sequence[int] | None = None,
+    prior: str | Prior | Any = "normal",
+    labels: Tensor | None = None,
+    corrector: Callable[..., Tensor] | Sequence[Callable[..., Tensor]] | None = None,
+    batch_size: int = 500,
+    device: torch.device | str | None = None,
+    seed: int = 0,
+) -> DensityRatio:
+    """The density ratio shifted so that ``E_pg[exp d] = 1`` on ``n`` generated samples
+    (:func:`dgflow.self_normalized`); for critics defined up to a constant, before JS or logD."""
+    ratio = DensityRatio(discriminator, corrector)
+    device = _resolve_device(device, generator, ratio)
+    _, x = generate(generator, n, latent_shape=latent_shape, prior=prior, labels=labels, batch_size=batch_size,
+                    device=device, seed=seed)
+    logits = []
+    with eval_mode(ratio), torch.no_grad():
+        for index in torch.arange(n).split(batch_size):
+            lab = None if labels is None else labels[index].to(device)
+            logits.append(ratio(x[index].to(device), lab).cpu())
+    return self_normalized(ratio, torch.cat(logits))
 
 
 def select(

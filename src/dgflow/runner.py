@@ -32,9 +32,8 @@ import yaml
 from tqdm.auto import tqdm
 
 from . import io
-from .api import generate, refine, select
+from .api import normalize, refine, select
 from .config import RunConfig, load_model, resolve_path
-from .ratio import DensityRatio, self_normalized
 from .refiners import REFINERS
 
 # keys that do not change the samples: a run may resume with different values
@@ -65,8 +64,10 @@ def run(cfg: RunConfig, config_path: str | Path | None = None, progress: bool = 
     labels = None if cfg.num_classes is None else torch.arange(cfg.num_imgs) % cfg.num_classes
     critic: Any = discriminator
     if cfg.normalize_critic:  # fix an additive constant of the logit: E_pg[exp d] = 1
-        critic, corrector = _self_normalize(generator, DensityRatio(discriminator, corrector), latent_shape,
-                                            labels, cfg, device), None
+        lab = None if labels is None else torch.arange(10_000) % cfg.num_classes
+        critic = normalize(generator, discriminator, 10_000, latent_shape=latent_shape, prior=cfg.prior, labels=lab,
+                           corrector=corrector, batch_size=cfg.batch_size, device=device, seed=cfg.seed + 1_000_003)
+        corrector = None
     common = dict(latent_shape=latent_shape, prior=cfg.prior, corrector=corrector, batch_size=cfg.batch_size,
                   device=device, seed=cfg.seed, progress=False)
     batch_dir = run_dir / "batches"
@@ -91,19 +92,6 @@ def run(cfg: RunConfig, config_path: str | Path | None = None, progress: bool = 
                       batch_dir / "selection.pt")
     finish(run_dir, cfg, progress, measure)
     return run_dir
-
-
-def _self_normalize(generator, ratio: DensityRatio, latent_shape: tuple[int, ...], labels: torch.Tensor | None,
-                    cfg: RunConfig, device: torch.device) -> DensityRatio:
-    n = 10_000
-    lab = None if labels is None else torch.arange(n) % cfg.num_classes
-    _, x = generate(generator, n, latent_shape=latent_shape, prior=cfg.prior, seed=cfg.seed + 1_000_003,
-                    batch_size=cfg.batch_size, device=device, labels=lab)
-    logits = []
-    with torch.no_grad():
-        for index in torch.arange(n).split(cfg.batch_size):
-            logits.append(ratio(x[index].to(device), None if lab is None else lab[index].to(device)).cpu())
-    return self_normalized(ratio, torch.cat(logits))
 
 
 def _claim(run_dir: Path, cfg: RunConfig, overwrite: bool) -> None:

@@ -37,9 +37,8 @@ from typing import Any
 import torch
 
 from .. import io
-from ..api import generate, refine
+from ..api import generate, normalize, refine
 from ..metrics import ngram_js
-from ..ratio import self_normalized
 from ..text.data import PAD, fixed_length, load_sentences, split_sentences
 from ..text.train import Z_DIM, TextGAN, load_textgan, train_textgan
 from .toy2d import MethodRun
@@ -85,10 +84,7 @@ def load_or_train(checkpoint: str | os.PathLike, progress: bool = True, **train:
 
 def normalized_critic(gan: TextGAN, seed: int = 0, n: int = 5000):
     """The critic shifted so that ``E_pg[exp d] = 1`` on ``n`` generated sentences."""
-    _, x = generate(gan.generator, n, latent_shape=(Z_DIM,), seed=30_000 + seed, batch_size=1000)
-    with torch.no_grad():
-        logits = torch.cat([gan.critic(chunk) for chunk in x.split(1000)])
-    return self_normalized(gan.critic, logits)
+    return normalize(gan.generator, gan.critic, n, latent_shape=(Z_DIM,), seed=30_000 + seed, batch_size=1000)
 
 
 def real_sentences(meta: dict[str, Any], n_train: int = N_SENTENCES, seed: int = 0) -> tuple[list[str], list[str]]:

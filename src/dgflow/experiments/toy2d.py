@@ -26,8 +26,7 @@ from typing import Any
 import torch
 
 from .. import io
-from ..api import generate, refine, select
-from ..ratio import self_normalized
+from ..api import generate, normalize, refine, select
 from ..metrics import high_quality_fraction, kde_log_likelihood, modes_covered, sliced_wasserstein
 from ..toy.data import MODES_25G, STD_25G, sample_toy
 from ..toy.models import Z_DIM, load_toy
@@ -80,9 +79,7 @@ TOY_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
 def load_models(dataset: str, path: str | Path | None = None, seed: int = 0):
     """The 2-D generator and its self-normalised critic (``E_pg[exp d] = 1`` on 10,000 samples)."""
     generator, raw_critic, meta = load_toy(dataset, path)
-    _, x = generate(generator, 10_000, latent_shape=(Z_DIM,), seed=30_000 + seed, batch_size=10_000)
-    with torch.no_grad():
-        critic = self_normalized(raw_critic, raw_critic(x))
+    critic = normalize(generator, raw_critic, 10_000, latent_shape=(Z_DIM,), seed=30_000 + seed, batch_size=10_000)
     return generator, critic, meta
 
 
