@@ -107,6 +107,8 @@ def test_cli_refine_with_overrides(tmp_path, capsys):
     assert json.loads((tmp_path / "t" / "metrics.json").read_text())["steps"] == [0, 2]
     assert main(["refine", "--config", str(path), "--set", "f_div=XX", "--quiet"]) == 2
     assert "unknown f-divergence 'XX'" in capsys.readouterr().err
+    assert main(["refine", "--config", str(path), "--set", "options={eps:", "--quiet"]) == 2
+    assert "is not valid YAML" in capsys.readouterr().err
 
 
 SHARED = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -78,7 +78,11 @@ def _cmd_refine(args: argparse.Namespace) -> int:
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"--set takes key=value, got {item!r}")
-        overrides[key.strip()] = yaml.safe_load(value)
+        try:
+            overrides[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"--set {item!r}: the value is not valid YAML ({exc.problem}); quote it as one "
+                             "shell word, e.g. --set 'options={eps: 0.01}'") from exc
     cfg = load_config(args.config, overrides)
     run_dir = run(cfg, args.config, progress=not args.quiet, overwrite=args.overwrite)
     print(f"outputs in {run_dir}/ (samples/, metrics.json, metrics.png, grid_step_*.png, refinement.gif)")
