@@ -165,7 +165,11 @@ def _save_samples(path: Path, x: torch.Tensor, z: torch.Tensor | None, logits: t
     arrays = {"x": to_uint8(x) if x.ndim == 4 else x.numpy(), "logits": logits.numpy(), "ids": ids.numpy()}
     if z is not None:
         arrays["z"] = z.numpy()
-    io.write_with(path, lambda tmp: np.savez(open(tmp, "wb"), **arrays))
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:  # a file object: np.savez would append ".npz" to a path
+            np.savez(fh, **arrays)
+
+    io.write_with(path, write)
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:

@@ -67,6 +67,12 @@ class Proposals:
         out = [self.target.discriminate(chunk.to(self.device)).cpu() for chunk in x.split(self.batch_size)]
         return torch.cat(out) if out else torch.zeros(0)
 
+    @torch.no_grad()
+    def draw_logits(self, ids: Tensor, stream: str, step: int = 0) -> Tensor:
+        """Only ``d(g(z))`` for proposals ``ids`` (no samples kept: burn-in and calibration need no more)."""
+        return torch.cat([self.target.logit(self.latents(chunk, stream, step)).cpu()
+                          for chunk in torch.as_tensor(ids).split(self.batch_size)])
+
     def uniform(self, ids: Tensor, stream: str, step: int = 0) -> Tensor:
         return SampleNoise(self.seed, ids).uniform(step=step, stream=self.stream_prefix + stream, dtype=torch.float64)
 

@@ -61,7 +61,7 @@ class DRS(Selector):
 
     def select(self, proposals: Proposals, n: int, progress: bool = True) -> SelectResult:
         ids = torch.arange(self.burn_in)
-        burn_logits = proposals.draw(ids, "drs-burn-in")[2].double()
+        burn_logits = proposals.draw_logits(ids, "drs-burn-in").double()
         d_max = burn_logits.max()
         limit = self.max_proposals or 1000 * max(n, 1)
         chosen_z, chosen_x, chosen_d = [], [], []

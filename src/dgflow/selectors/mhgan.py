@@ -43,7 +43,7 @@ class MHGAN(Selector):
     def fit_calibration(self, proposals: Proposals, real: Tensor):
         """Map raw logits to calibrated logits, fitted on real vs generated logits."""
         real_logits = proposals.logit(real).double().numpy()
-        fake_logits = proposals.draw(torch.arange(len(real)), "mhgan-calibration")[2].double().numpy()
+        fake_logits = proposals.draw_logits(torch.arange(len(real)), "mhgan-calibration").double().numpy()
         scores = np.concatenate([real_logits, fake_logits])
         y = np.concatenate([np.ones(len(real_logits)), np.zeros(len(fake_logits))])
         if self.calibration == "isotonic":
