@@ -40,3 +40,28 @@ def test_unknown_dataset_and_pair_are_named(tmp_path, capsys):
         train_image_gan("mnist", SHARED, tmp_path, pair="stylegan")
     with pytest.raises(ValueError, match="unknown image dataset 'svhn'"):
         train_image_gan("svhn", SHARED, tmp_path)
+
+
+def test_train_flow_and_mmdgan_and_their_correctors(tmp_path):
+    """The models without a usable discriminator: RealNVP and MMD-GAN, each with a corrector of D_phi."""
+    common = ["--dataset", "mnist", "--data", str(SHARED), "--batch-size", "8", "--quiet"]
+    assert main(["train", "gan", "--out", str(tmp_path / "gan"), "--iterations", "2", "--width", "4",
+                 "--z-dim", "8", *common]) == 0
+    assert main(["train", "flow", "--out", str(tmp_path / "flow"), "--iterations", "3", "--width", "4",
+                 "--couplings", "2", *common]) == 0
+    assert main(["train", "gan", "--pair", "mmd", "--out", str(tmp_path / "mmd"), "--iterations", "2",
+                 "--width", "4", "--z-dim", "8", *common]) == 0
+    flow, meta = load_checkpoint(tmp_path / "flow" / "checkpoint.pt")
+    assert meta["training"] == "flow" and 0 < meta["test_bits_per_dim"] < 20
+    assert flow["generator"].latent_shape == (1, 28, 28)
+    mmd, meta = load_checkpoint(tmp_path / "mmd" / "checkpoint.pt")
+    assert meta["training"]["loss"] == "mmd" and meta["training"]["clip"] == 0.01
+    # Li et al.'s weight clipping holds after training
+    assert max(p.abs().max().item() for p in mmd["discriminator"].parameters()) <= 0.01 + 1e-7
+    assert mmd["discriminator"](torch.zeros(2, 1, 28, 28)).shape[0] == 2
+    for target in ("flow", "mmd"):
+        assert main(["train", "corrector", "--gan", str(tmp_path / "gan" / "checkpoint.pt"), "--target",
+                     str(tmp_path / target / "checkpoint.pt"), "--out", str(tmp_path / f"{target}-corr"),
+                     "--iterations", "2", "--batch-size", "8", "--quiet"]) == 0
+        corr, _ = load_checkpoint(tmp_path / f"{target}-corr" / "checkpoint.pt")
+        assert corr["corrector"](torch.zeros(2, 1, 28, 28)).shape == (2,)

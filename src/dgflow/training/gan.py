@@ -29,9 +29,10 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .. import io
+from ..zoo.mmd import mmd_loss
 from .wgan_gp import gradient_penalty
 
-LOSSES = ("hinge", "ns", "wgan-gp")
+LOSSES = ("hinge", "ns", "wgan-gp", "mmd")
 
 
 @dataclass
@@ -43,6 +44,7 @@ class GANTraining:
     betas: tuple[float, float] = (0.0, 0.9)
     n_dis: int = 5
     gp_weight: float = 10.0
+    clip: float = 0.0  # clip critic weights to [-clip, clip] after each step (Li et al.'s MMD-GAN: 0.01); 0 = off
     ddls_steps: int = 0
     ddls_eps: float = 0.01
     ddls_noise: float = 0.1
@@ -57,11 +59,16 @@ class GANTraining:
         for key in ("iterations", "batch_size", "n_dis", "log_every", "sample_every", "checkpoint_every"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.clip < 0:
+            raise ValueError(f"clip must be >= 0 (0 turns weight clipping off), got {self.clip}")
         if self.ddls_steps < 0:
             raise ValueError(f"ddls_steps must be >= 0, got {self.ddls_steps}")
 
 
 def discriminator_loss(loss: str, d_real: Tensor, d_fake: Tensor) -> Tensor:
+    """The critic's loss on its outputs for a real and a fake batch (features ``[B, k]`` for ``"mmd"``)."""
+    if loss == "mmd":  # the critic maximises MMD^2 between real and fake features
+        return -mmd_loss(d_real.flatten(1), d_fake.flatten(1))
     if loss == "hinge":
         return F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
     if loss == "ns":
@@ -69,7 +76,10 @@ def discriminator_loss(loss: str, d_real: Tensor, d_fake: Tensor) -> Tensor:
     return d_fake.mean() - d_real.mean()
 
 
-def generator_loss(loss: str, d_fake: Tensor) -> Tensor:
+def generator_loss(loss: str, d_fake: Tensor, d_real: Tensor | None = None) -> Tensor:
+    """The generator's loss (``"mmd"`` needs the critic's features of a real batch, ``d_real``)."""
+    if loss == "mmd":
+        return mmd_loss(d_real.flatten(1), d_fake.flatten(1))
     return F.softplus(-d_fake).mean() if loss == "ns" else -d_fake.mean()
 
 
@@ -143,11 +153,16 @@ def train_gan(generator: nn.Module, discriminator: nn.Module, data: Tensor, z_di
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
-        _, y = batch()
+            if s.clip:
+                with torch.no_grad():
+                    for p in discriminator.parameters():
+                        p.clamp_(-s.clip, s.clip)
+        real, y = batch()
         for p in discriminator.parameters():
             p.requires_grad_(False)
+        d_real_g = call(discriminator, real, y) if s.loss == "mmd" else None
         loss_g = generator_loss(s.loss, call(discriminator, call(generator, torch.randn(
-            s.batch_size, z_dim, generator=rng).to(device), y), y))
+            s.batch_size, z_dim, generator=rng).to(device), y), y), d_real_g)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()

@@ -51,6 +51,18 @@ def build_model(arch: str, **config: Any) -> nn.Module:
     return ARCHITECTURES[arch](**config)
 
 
+def latent_shape(generator: nn.Module) -> tuple[int, ...]:
+    """The latent shape a zoo generator takes: ``generator.latent_shape`` (flows), else ``(generator.z_dim,)``."""
+    shape = getattr(generator, "latent_shape", None)
+    if shape is not None:
+        return tuple(shape)
+    z_dim = getattr(generator, "z_dim", None)
+    if z_dim is None:
+        raise ValueError(f"{type(generator).__name__} has neither latent_shape nor z_dim; give the latent shape "
+                         "explicitly (z_dim in the config)")
+    return (int(z_dim),)
+
+
 def save_checkpoint(path: str | os.PathLike, models: dict[str, tuple[str, dict[str, Any], nn.Module]],
                     meta: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> None:
     """Save ``{role: (arch, config, module)}`` with the architecture recorded (``extra``: e.g. optimizer state)."""

@@ -88,6 +88,11 @@ class RealNVP(nn.Module):
             nn.ModuleList(AffineCoupling(4 * channels * 2**l, width, flip=k % 2 == 1) for k in range(couplings))
             for l in range(levels))
 
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        """The latent has the image's shape ``[C, H, W]``."""
+        return (self.channels, self.image_size, self.image_size)
+
     # ------------------------------------------------------------------ directions
     def forward(self, z: Tensor) -> Tensor:
         """Generator direction: latent ``z [B, C, H, W]`` -> image ``x`` of the same shape."""
