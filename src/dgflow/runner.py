@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from pathlib import Path
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +36,7 @@ from . import io
 from .api import normalize, refine, select
 from .config import RunConfig, load_model, resolve_path
 from .refiners import REFINERS
+from .zoo import latent_shape as zoo_latent_shape
 
 # keys that do not change the samples: a run may resume with different values
 _NOT_IN_FINGERPRINT = {"exp_root", "name", "device", "batch_size", "keep_samples", "real_samples", "data_root",
@@ -57,10 +59,10 @@ def run(cfg: RunConfig, config_path: str | Path | None = None, progress: bool = 
     discriminator = load_model("discriminator", cfg.disc_type, cfg.disc_path, cfg.disc_kwargs, cfg.disc_role, device)
     corrector = (load_model("corrector", cfg.corr_type, cfg.corr_path, cfg.corr_kwargs, cfg.corr_role, device)
                  if cfg.corr_path else None)
-    z_dim = cfg.z_dim if cfg.z_dim is not None else getattr(generator, "z_dim", None)
-    if z_dim is None:
-        raise ValueError("set z_dim in the config (the generator has no z_dim attribute to read it from)")
-    latent_shape = tuple(z_dim) if isinstance(z_dim, (list, tuple)) else (int(z_dim),)
+    if cfg.z_dim is not None:
+        latent_shape = tuple(cfg.z_dim) if isinstance(cfg.z_dim, (list, tuple)) else (int(cfg.z_dim),)
+    else:
+        latent_shape = zoo_latent_shape(generator)
     labels = None if cfg.num_classes is None else torch.arange(cfg.num_imgs) % cfg.num_classes
     critic: Any = discriminator
     if cfg.normalize_critic:  # fix an additive constant of the logit: E_pg[exp d] = 1
@@ -76,19 +78,23 @@ def run(cfg: RunConfig, config_path: str | Path | None = None, progress: bool = 
         with tqdm(total=cfg.num_imgs, initial=cfg.num_imgs - len(todo), desc=f"{cfg.method} ({run_dir.name})",
                   disable=None if progress else True) as bar:
             for ids in todo.split(cfg.batch_size):
+                began = time.perf_counter()
                 res = refine(generator, critic, n=len(ids), sample_ids=ids, method=cfg.method, space=cfg.space,
                              labels=None if labels is None else labels[ids], save_interval=cfg.save_interval,
                              keep_samples=True, **common, **cfg.method_options())
                 io.torch_save({"ids": ids, "steps": res.steps, "z": res.z_history, "x": res.x_history,
-                               "logits": res.logit_history, "info": res.info},
+                               "logits": res.logit_history, "info": res.info,
+                               "seconds": time.perf_counter() - began},
                               batch_dir / f"ids_{int(ids[0]):08d}-{int(ids[-1]) + 1:08d}.pt")
                 bar.update(len(ids))
     elif not (batch_dir / "selection.pt").exists():
         real = _real_samples(cfg) if cfg.method == "mhgan" else None
+        began = time.perf_counter()
         res = select(generator, critic, cfg.num_imgs, method=cfg.method, labels=labels, real=real,
                      **{k: v for k, v in common.items() if k != "progress"}, progress=progress, **cfg.method_options())
         io.torch_save({"ids": torch.arange(cfg.num_imgs), "steps": [0], "z": res.z[None], "x": res.x[None],
-                       "logits": res.logits[None], "info": {"acceptance_rate": res.acceptance_rate, **res.info}},
+                       "logits": res.logits[None], "info": {"acceptance_rate": res.acceptance_rate, **res.info},
+                       "seconds": time.perf_counter() - began},
                       batch_dir / "selection.pt")
     finish(run_dir, cfg, progress, measure)
     return run_dir
@@ -132,7 +138,8 @@ def finish(run_dir: Path, cfg: RunConfig, progress: bool = True,
     steps = parts[0]["steps"]
     ids = torch.cat([p["ids"] for p in parts])
     order = torch.argsort(ids)
-    metrics: dict[str, Any] = {"steps": steps, "mean_logit": [], "dataset": {}}
+    metrics: dict[str, Any] = {"steps": steps, "mean_logit": [], "dataset": {},
+                               "method_seconds": round(sum(p.get("seconds", 0.0) for p in parts), 2)}
     measure = measure or make_metrics(cfg)
     frames = []
     for k, step in enumerate(steps):
