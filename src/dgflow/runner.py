@@ -40,7 +40,7 @@ from .zoo import latent_shape as zoo_latent_shape
 
 # keys that do not change the samples: a run may resume with different values
 _NOT_IN_FINGERPRINT = {"exp_root", "name", "device", "batch_size", "keep_samples", "real_samples", "data_root",
-                       "fid_ref", "classifier_path"}
+                       "fid_ref", "classifier_path", "inception_weights"}
 
 
 def fingerprint(cfg: RunConfig) -> str:
@@ -206,7 +206,7 @@ def make_metrics(cfg: RunConfig) -> Callable[[torch.Tensor], dict[str, float]]:
         from .metrics import InceptionFeatures, compute_stats, extract_features, fid_from_stats, load_stats
 
         ref = load_stats(resolve_path(cfg.fid_ref))
-        inception = InceptionFeatures(device=device)
+        inception = InceptionFeatures(cfg.inception_weights and resolve_path(cfg.inception_weights), device=device)
         parts.append(lambda x: {"fid_inception": fid_from_stats(
             *compute_stats(extract_features(inception, x, batch_size=cfg.batch_size)), *ref)})
     if cfg.classifier_path:
