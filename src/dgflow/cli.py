@@ -48,7 +48,7 @@ def _cmd_train_textgan(args: argparse.Namespace) -> int:
 def _cmd_train_images(args: argparse.Namespace) -> int:
     from .training import images
 
-    common = {"progress": not args.quiet}
+    common = {"progress": not args.quiet, "device": args.device}
     if args.what == "gan":
         out = images.train_image_gan(args.dataset, args.data, args.out, pair=args.pair, z_dim=args.z_dim,
                                      width=args.width, iterations=args.iterations, batch_size=args.batch_size,
@@ -181,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--batch-size", type=int, default=64)
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--quiet", action="store_true")
+        p.add_argument("--device", default=None, help="e.g. cuda, cpu (default: cuda when available)")
 
     gan = train_sub.add_parser("gan", help="an image GAN pair (SN-DCGAN, WGAN-GP, ResNet SN-GAN, conditional)")
     image_args(gan, 2000)
@@ -212,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     corr.add_argument("--batch-size", type=int, default=64)
     corr.add_argument("--seed", type=int, default=0)
     corr.add_argument("--quiet", action="store_true")
+    corr.add_argument("--device", default=None, help="e.g. cuda, cpu (default: cuda when available)")
     corr.set_defaults(func=_cmd_train_images)
 
     ref = sub.add_parser("refine", help="refine (or select) samples as a YAML config describes; resumable")

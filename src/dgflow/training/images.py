@@ -41,12 +41,18 @@ def load_images(dataset: str, data_root: str | Path, split: str = "train") -> tu
     return loaders[dataset](data_root, split=split)
 
 
+def _device(device: str | None) -> torch.device:
+    """The training device: the one given, else CUDA when available, else the CPU."""
+    return torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def _shape(dataset: str) -> dict[str, int]:
     return {"channels": 1, "image_size": 28} if dataset == "mnist" else {"channels": 3, "image_size": 32}
 
 
 def train_image_gan(dataset: str, data_root: str | Path, out_dir: str | Path, pair: str = "sndcgan",
-                    z_dim: int = 32, width: int = 16, progress: bool = True, **settings: Any) -> Path:
+                    z_dim: int = 32, width: int = 16, progress: bool = True, device: str | None = None,
+                    **settings: Any) -> Path:
     """Train a GAN pair from :data:`GAN_PAIRS`; returns the checkpoint path (``out_dir/checkpoint.pt``)."""
     if pair not in GAN_PAIRS:
         raise ValueError(f"unknown GAN {pair!r}; choose one of {sorted(GAN_PAIRS)}")
@@ -56,7 +62,8 @@ def train_image_gan(dataset: str, data_root: str | Path, out_dir: str | Path, pa
     g_cfg = {**_shape(dataset), "z_dim": z_dim, "width": width}
     d_cfg = {**_shape(dataset), "width": width}
     torch.manual_seed(settings.get("seed", 0))
-    generator, discriminator = build_model(g_arch, **g_cfg), build_model(d_arch, **d_cfg)
+    dev = _device(device)
+    generator, discriminator = build_model(g_arch, **g_cfg).to(dev), build_model(d_arch, **d_cfg).to(dev)
     train_gan(generator, discriminator, images, z_dim, GANTraining(**settings), out_dir,
               labels=labels if conditional else None,
               models_meta={"generator": (g_arch, g_cfg), "discriminator": (d_arch, d_cfg)}, progress=progress)
@@ -65,30 +72,31 @@ def train_image_gan(dataset: str, data_root: str | Path, out_dir: str | Path, pa
 
 def train_vae(dataset: str, data_root: str | Path, out_dir: str | Path, z_dim: int = 32, width: int = 16,
               iterations: int = 2000, batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
-              progress: bool = True) -> Path:
+              progress: bool = True, device: str | None = None) -> Path:
     """Train the conv VAE on the negative ELBO; its decoder is the generator ``g(z)``, ``z ~ N(0, I)``."""
     images, _ = load_images(dataset, data_root)
     cfg = {**_shape(dataset), "z_dim": z_dim, "width": width}
     torch.manual_seed(seed)
-    vae = build_model("conv_vae", **cfg).train()
+    dev = _device(device)
+    vae = build_model("conv_vae", **cfg).to(dev).train()
     opt = torch.optim.Adam(vae.parameters(), lr=lr)
     rng = torch.Generator().manual_seed(seed)
     log = []
     for it in tqdm(range(1, iterations + 1), desc="VAE", disable=None if progress else True):
-        loss = vae.loss(images[torch.randint(len(images), (batch_size,), generator=rng)])
+        loss = vae.loss(images[torch.randint(len(images), (batch_size,), generator=rng)].to(dev))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if it % 100 == 0 or it == iterations:
             log.append({"iteration": it, "neg_elbo": loss.item()})
     out = Path(out_dir) / "checkpoint.pt"
-    save_checkpoint(out, {"generator": ("conv_vae", cfg, vae.eval())}, {"training": "vae", "z_dim": z_dim, "log": log})
+    save_checkpoint(out, {"generator": ("conv_vae", cfg, vae.eval().cpu())}, {"training": "vae", "z_dim": z_dim, "log": log})
     return out
 
 
 def train_flow(dataset: str, data_root: str | Path, out_dir: str | Path, width: int = 32, levels: int = 2,
                couplings: int = 4, iterations: int = 2000, batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
-               progress: bool = True) -> Path:
+               progress: bool = True, device: str | None = None) -> Path:
     """Train the RealNVP by maximum likelihood on dequantised images (loss: bits per dimension).
 
     Its generator direction ``x = flow(z)``, ``z ~ N(0, I)`` of the image's shape, is the model to refine
@@ -100,7 +108,8 @@ def train_flow(dataset: str, data_root: str | Path, out_dir: str | Path, width: 
     test, _ = load_images(dataset, data_root, "test")
     cfg = {**_shape(dataset), "width": width, "levels": levels, "couplings": couplings}
     torch.manual_seed(seed)
-    flow = build_model("realnvp", **cfg).train()
+    dev = _device(device)
+    flow = build_model("realnvp", **cfg).to(dev).train()
     opt = torch.optim.Adam(flow.parameters(), lr=lr)
     rng = torch.Generator().manual_seed(seed)
     dims = images[0].numel()
@@ -108,7 +117,7 @@ def train_flow(dataset: str, data_root: str | Path, out_dir: str | Path, width: 
     start = time.perf_counter()
     bar = tqdm(range(1, iterations + 1), desc="flow", disable=None if progress else True)
     for it in bar:
-        x = dequantize(images[torch.randint(len(images), (batch_size,), generator=rng)], rng)
+        x = dequantize(images[torch.randint(len(images), (batch_size,), generator=rng)], rng).to(dev)
         loss = bits_per_dim(flow.log_prob(x), dims).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -121,65 +130,69 @@ def train_flow(dataset: str, data_root: str | Path, out_dir: str | Path, width: 
             bar.set_postfix(bpd=f"{loss.item():.3f}")
     flow.eval()
     with torch.no_grad():
-        held = dequantize(test[:1000], torch.Generator().manual_seed(seed + 1))
+        held = dequantize(test[:1000], torch.Generator().manual_seed(seed + 1)).to(dev)
         test_bpd = float(bits_per_dim(flow.log_prob(held), dims).mean())
     out = Path(out_dir) / "checkpoint.pt"
-    save_checkpoint(out, {"generator": ("realnvp", cfg, flow)},
+    save_checkpoint(out, {"generator": ("realnvp", cfg, flow.cpu())},
                     {"training": "flow", "test_bits_per_dim": test_bpd, "log": log,
                      "seconds": round(time.perf_counter() - start, 1)})
     return out
 
 
 def train_classifier(dataset: str, data_root: str | Path, out_dir: str | Path, width: int = 32, epochs: int = 2,
-                     batch_size: int = 128, lr: float = 1e-3, seed: int = 0, progress: bool = True) -> Path:
+                     batch_size: int = 128, lr: float = 1e-3, seed: int = 0, progress: bool = True,
+                     device: str | None = None) -> Path:
     """Train the metrics classifier (cross-entropy); records its test accuracy in the checkpoint."""
     images, labels = load_images(dataset, data_root)
     test_x, test_y = load_images(dataset, data_root, "test")
     cfg = {**_shape(dataset), "width": width}
     torch.manual_seed(seed)
-    model = build_model("classifier", **cfg).train()
+    dev = _device(device)
+    model = build_model("classifier", **cfg).to(dev).train()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     rng = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
     for _ in range(epochs):
         order = torch.randperm(len(images), generator=rng)
         for idx in tqdm(order.split(batch_size), desc="classifier", disable=None if progress else True):
-            loss = F.cross_entropy(model(images[idx]), labels[idx])
+            loss = F.cross_entropy(model(images[idx].to(dev)), labels[idx].to(dev))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
     model.eval()
     with torch.no_grad():
-        correct = sum(int((model(x).argmax(1) == y).sum()) for x, y in zip(test_x.split(500), test_y.split(500)))
+        correct = sum(int((model(x.to(dev)).argmax(1).cpu() == y).sum()) for x, y in zip(test_x.split(500),
+                                                                                      test_y.split(500)))
     accuracy = correct / len(test_x)
     out = Path(out_dir) / "checkpoint.pt"
-    save_checkpoint(out, {"classifier": ("classifier", cfg, model)},
+    save_checkpoint(out, {"classifier": ("classifier", cfg, model.cpu())},
                     {"test_accuracy": accuracy, "epochs": epochs, "seconds": round(time.perf_counter() - start, 1)})
     return out
 
 
 def train_image_corrector(gan_path: str | Path, target_path: str | Path, out_dir: str | Path,
                           iterations: int = 1000, batch_size: int = 64, lr: float = 1e-4, seed: int = 0,
-                          progress: bool = True) -> Path:
+                          progress: bool = True, device: str | None = None) -> Path:
     """Fine-tune a copy of the GAN's discriminator to tell the GAN's samples (1) from the target's (0).
 
     Refine the target with ``disc_path: <gan>`` and ``corr_path: <this checkpoint>``.
     """
-    gan, _ = load_checkpoint(gan_path)
-    target, _ = load_checkpoint(target_path)
+    dev = _device(device)
+    gan, _ = load_checkpoint(gan_path, map_location=dev)
+    target, _ = load_checkpoint(target_path, map_location=dev)
     g_phi, d_phi, g_theta = gan["generator"], gan["discriminator"], target["generator"]
 
     rng = torch.Generator().manual_seed(seed)
 
     def sampler(g):
         shape = latent_shape(g)
-        return lambda n: g(torch.randn(n, *shape, generator=rng))
+        return lambda n: g(torch.randn(n, *shape, generator=rng).to(dev))
 
     corrector, log = train_corrector(d_phi, sampler(g_phi), sampler(g_theta), iterations=iterations,
                                      batch_size=batch_size, lr=lr, progress=progress)
     ck = torch.load(gan_path, map_location="cpu", weights_only=False)["models"]["discriminator"]
     out = Path(out_dir) / "checkpoint.pt"
-    save_checkpoint(out, {"corrector": (ck["arch"], ck["config"], corrector)},
+    save_checkpoint(out, {"corrector": (ck["arch"], ck["config"], corrector.cpu())},
                     {"gan": str(gan_path), "target": str(target_path), "log": log})
     io.write_json(Path(out_dir) / "corrector_log.json", log)
     return out

@@ -85,7 +85,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     for role, rec in payload["models"].items():
         model = build_model(rec["arch"], **rec["config"])
         load_state_strict(model, rec["state_dict"], f"{path} [{role}]")
-        models[role] = model.eval()
+        models[role] = model.to(map_location).eval()
     return models, payload.get("meta", {})
 
 
