@@ -47,7 +47,7 @@ METHODS = {  # row name -> config overrides (on top of the model's config: DGflo
     "DOT": {"method": "dot"},
     "DDLS": {"method": "ddls", "steps": 100, "save_interval": 100},
     "DRS": {"method": "drs"},
-    "MH-GAN": {"method": "mhgan"},
+    "MH-GAN": {"method": "mhgan", "options": {"chain_length": 160}},  # CPU budget: the paper's chains are 640 long
 }
 ORDER = ["base", "DOT", "DDLS", "DRS", "MH-GAN", "DGflow (KL)", "DGflow (JS)", "DGflow (logD)"]
 

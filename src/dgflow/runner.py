@@ -148,7 +148,8 @@ def finish(run_dir: Path, cfg: RunConfig, progress: bool = True,
         logits = torch.cat([p["logits"][k] for p in parts])[order]
         metrics["mean_logit"].append(float(logits.mean()))
         if cfg.keep_samples or k == len(steps) - 1:
-            _save_samples(run_dir / "samples" / f"step_{step:04d}.npz", x, z, logits, ids[order])
+            _save_samples(run_dir / "samples" / f"step_{step:04d}.npz", x, z, logits, ids[order],
+                          None if cfg.num_classes is None else ids[order] % cfg.num_classes)
         for name, value in measure(x).items():
             metrics["dataset"].setdefault(name, []).append(value)
         if cfg.dataset == "text":  # sentences instead of a picture
@@ -168,8 +169,11 @@ def finish(run_dir: Path, cfg: RunConfig, progress: bool = True,
     return metrics
 
 
-def _save_samples(path: Path, x: torch.Tensor, z: torch.Tensor | None, logits: torch.Tensor, ids: torch.Tensor) -> None:
+def _save_samples(path: Path, x: torch.Tensor, z: torch.Tensor | None, logits: torch.Tensor, ids: torch.Tensor,
+                  labels: torch.Tensor | None = None) -> None:
     arrays = {"x": to_uint8(x) if x.ndim == 4 else x.numpy(), "logits": logits.numpy(), "ids": ids.numpy()}
+    if labels is not None:  # conditional runs: sample i has class i % num_classes (as EDM saves "labels")
+        arrays["labels"] = labels.numpy()
     if z is not None:
         arrays["z"] = z.numpy()
     def write(tmp: str) -> None:
