@@ -128,13 +128,24 @@ class Target:
 
 @contextlib.contextmanager
 def eval_mode(*models: object) -> Iterator[None]:
-    """Put every ``nn.Module`` among ``models`` in eval mode, and restore each module's flag after."""
+    """Every ``nn.Module`` among ``models`` in eval mode with its parameters frozen
+    (``requires_grad=False``); each module's flags are restored after.
+
+    Refinement differentiates with respect to the input only: with frozen weights autograd keeps
+    only what ``grad_z`` needs (a linear or conv layer saves its weight, not its input activation)
+    and builds no weight-gradient graph, which saves memory and time and changes no number.
+    """
     modules = [m for m in models if isinstance(m, nn.Module)]
     saved = [(sub, sub.training) for m in modules for sub in m.modules()]
+    params = {id(p): (p, p.requires_grad) for m in modules for p in m.parameters()}
     for m in modules:
         m.eval()
+    for p, _ in params.values():
+        p.requires_grad_(False)
     try:
         yield
     finally:
         for sub, flag in saved:
             sub.training = flag
+        for p, flag in params.values():
+            p.requires_grad_(flag)
