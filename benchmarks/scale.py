@@ -13,7 +13,8 @@ Implementations, on the same latents and batches:
            outputs refine returns, x = G(z) and d(x) (benchmarks/refine_overhead.py's loop skips d(x))
   refine   dgflow.refine(G, D, z, method="dgflow", f="KL", save_interval=S, keep_samples=False)
 Options (the plain loop gets the same ones where they apply): none, bf16 (autocast), compile
-(torch.compile, inductor), channels_last (conv models), microbatch (max_batch_size = batch / 4).
+(torch.compile, inductor), channels_last (conv models), microbatch (max_batch_size = batch / 4),
+bf16+channels_last (both).
 Processes: 1, or 2 started by torchrun (gloo); each rank takes every second batch
 (dgflow.distributed.shard) and the time is the slowest rank's. Every row runs in fresh processes
 (``--_worker``), with --threads threads per process.
@@ -50,7 +51,7 @@ ETA, GAMMA = 0.1, 0.01
 MNIST = "/work/models/mnist/sndcgan/checkpoint.pt"
 # model: (N, batch, steps) on the CPU by default
 SIZES = {"mlp-2d": (10_000, 1000, 10), "mnist-sndcgan": (2000, 500, 5), "cifar-resnet": (64, 32, 2)}
-OPTIONS = ("none", "bf16", "compile", "channels_last", "microbatch")
+OPTIONS = ("none", "bf16", "compile", "channels_last", "microbatch", "bf16+channels_last")
 
 
 def build(model: str, device: torch.device, mnist: str):
@@ -77,7 +78,8 @@ def build(model: str, device: torch.device, mnist: str):
 
 def speed_of(option: str, batch: int) -> dict:
     return {"none": {}, "bf16": {"autocast": "bf16"}, "compile": {"compile": True},
-            "channels_last": {"channels_last": True}, "microbatch": {"max_batch_size": max(1, batch // 4)}}[option]
+            "channels_last": {"channels_last": True}, "microbatch": {"max_batch_size": max(1, batch // 4)},
+            "bf16+channels_last": {"autocast": "bf16", "channels_last": True}}[option]
 
 
 def plain_loop(g, d, z, steps, batch, device, speed):
@@ -213,6 +215,36 @@ def launch(cfg: dict) -> dict:
     return json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])
 
 
+def print_table(rows: list[dict], clock: str) -> None:
+    floors = {r["model"]: r["floor"] for r in rows if r["floor"] is not None and r["option"] == "none"}
+    base = {(r["model"], r["nproc"]): r["time"] for r in rows if r["impl"] == "plain" and r["option"] == "none"}
+    head = ["model", "N x steps (batch)", "procs", "impl", "option", f"{clock} s", "samples*steps/s", "peak MiB",
+            "vs plain", "floor %", "wall s"]
+    lines = []
+    for r in rows:
+        plain = base.get((r["model"], r["nproc"]))
+        floor = floors.get(r["model"])
+        lines.append([r["model"], f"{r['n']} x {r['steps']} ({r['batch']})", str(r["nproc"]), r["impl"], r["option"],
+                      f"{r['time']:.2f}", f"{r['n'] * r['steps'] / r['time']:,.0f}",
+                      "-" if r["peak_mib"] is None else f"{r['peak_mib']:.0f}",
+                      "-" if plain is None else f"{plain / r['time']:.2f}x",
+                      "-" if floor is None else f"{100 * floor / r['nproc'] / r['time']:.0f}%", f"{r['wall']:.2f}"])
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(head)]
+    print()
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for line in lines:
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(line, widths)) + " |")
+    print(f"\n# times: {clock} clock; floor: steps x batches x (G forward + D forward + backward to z), "
+          "float32 eager, 1 process (divided by the process count for 'floor %'); "
+          "'vs plain' = plain-loop time (no option, same process count) / time")
+    for model, floor in floors.items():
+        r = next(r for r in rows if r["model"] == model)
+        per = floor / (r["steps"] * math.ceil(r["n"] / r["batch"]))
+        print(f"# {model}: floor {floor:.2f} s = {per * 1e3:.1f} ms per batch of {r['batch']} per step; "
+              f"50,000 samples x 25 steps at the floor: {per / r['batch'] * 50_000 * 25 / 60:.1f} min")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", nargs="+", default=list(SIZES), choices=list(SIZES))
@@ -230,10 +262,15 @@ def main() -> None:
     p.add_argument("--mnist", default=MNIST, help="MNIST SN-DCGAN checkpoint (default: %(default)s)")
     p.add_argument("--quick", action="store_true", help="tiny sizes, mlp-2d only")
     p.add_argument("--json")
+    p.add_argument("--table", nargs="+", metavar="JSON", help="print one table from saved --json files and exit")
     p.add_argument("--_worker", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args._worker:
         worker(json.loads(args._worker))
+        return
+    if args.table:
+        runs = [json.loads(Path(f).read_text()) for f in args.table]
+        print_table([r for run in runs for r in run["rows"]], runs[0]["meta"]["clock"])
         return
     if args.quick:
         args.models, sizes = ["mlp-2d"], {"mlp-2d": (400, 100, 2)}
@@ -247,7 +284,7 @@ def main() -> None:
         n, batch, steps = sizes[model]
         n, batch, steps = args.n or n, args.batch or batch, args.steps or steps
         for option in args.options:
-            if option == "channels_last" and model == "mlp-2d":
+            if "channels_last" in option and model == "mlp-2d":
                 continue  # no convolutions
             for nproc in args.nproc:
                 for impl in args.impls:
@@ -259,33 +296,7 @@ def main() -> None:
                     rows.append({**cfg, **res})
                     print(f"# {model} {impl} {option} x{nproc}: wall {res['wall']:.2f} s, cpu {res['cpu']:.2f} s "
                           f"({time.time() - t0:.0f} s with start-up)", flush=True)
-    floors = {r["model"]: r["floor"] for r in rows if r["floor"] is not None and r["option"] == "none"}
-    base = {(r["model"], r["nproc"]): r["time"] for r in rows if r["impl"] == "plain" and r["option"] == "none"}
-    head = ["model", "N x steps (batch)", "procs", "impl", "option", f"{args.clock} s", "samples*steps/s", "peak MiB",
-            "vs plain", "floor %", "wall s"]
-    lines = []
-    for r in rows:
-        plain = base.get((r["model"], r["nproc"]))
-        floor = floors.get(r["model"])
-        lines.append([r["model"], f"{r['n']} x {r['steps']} ({r['batch']})", str(r["nproc"]), r["impl"], r["option"],
-                      f"{r['time']:.2f}", f"{r['n'] * r['steps'] / r['time']:,.0f}",
-                      "-" if r["peak_mib"] is None else f"{r['peak_mib']:.0f}",
-                      "-" if plain is None else f"{plain / r['time']:.2f}x",
-                      "-" if floor is None else f"{100 * floor / r['nproc'] / r['time']:.0f}%", f"{r['wall']:.2f}"])
-    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(head)]
-    print()
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for line in lines:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(line, widths)) + " |")
-    print(f"\n# times: {args.clock} clock; floor: steps x batches x (G forward + D forward + backward to z), "
-          "float32 eager, 1 process (divided by the process count for 'floor %'); "
-          "'vs plain' = plain-loop time (no option, same process count) / time")
-    for model, floor in floors.items():
-        r = next(r for r in rows if r["model"] == model)
-        per = floor / (r["steps"] * math.ceil(r["n"] / r["batch"]))
-        print(f"# {model}: floor {floor:.2f} s = {per * 1e3:.1f} ms per batch of {r['batch']} per step; "
-              f"50,000 samples x 25 steps at the floor: {per / r['batch'] * 50_000 * 25 / 60:.1f} min")
+    print_table(rows, args.clock)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"meta": {"torch": torch.__version__, "load_average": load, "threads": args.threads,
