@@ -60,6 +60,29 @@ def test_shard_is_a_partition_fixed_by_the_item_index():
         distributed.shard(items, 2, 2)
 
 
+def test_the_run_estimates_dot_k_eff_once_as_refine_does(tmp_path):
+    import numpy as np
+
+    import dgflow
+
+    cfg = validate({**TOY, "method": "dot", "exp_root": str(tmp_path)})
+    run_dir = run(cfg, progress=False)
+    g, d, _ = load_toy("25gaussians")
+    ref = dgflow.refine(g, d, n=100, latent_shape=(2,), method="dot", steps=4, batch_size=16, progress=False)
+    final = np.load(run_dir / "samples" / "step_0004.npz")
+    np.testing.assert_array_equal(final["x"], ref.x.numpy())
+    batch = torch.load(next((run_dir / "batches").glob("ids_*.pt")), weights_only=False)
+    assert batch["info"]["k_eff"] == ref.info["k_eff"]
+
+
+def test_a_world_without_a_rendezvous_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    with pytest.raises(RuntimeError, match="start multi-process runs with torchrun"):
+        distributed.init("cpu")
+
+
 def test_single_process_helpers_are_no_ops():
     ctx = distributed.init("cpu")
     assert (ctx.rank, ctx.world_size, ctx.is_main) == (0, 1, True)
@@ -72,9 +95,12 @@ def test_single_process_helpers_are_no_ops():
 
 
 def test_two_gloo_ranks_write_byte_identical_files(tmp_path):
-    one = run(validate({**TOY, "exp_root": str(tmp_path / "one")}), progress=False)
+    # DOT with a normalised critic: both shared statistics (k_eff, the critic's offset) come from rank 0;
+    # DGflow is compared the same way in the dead-rank test below
+    cfg = {**TOY, "method": "dot", "options": {"k_eff_pairs": 50}, "normalize_critic": True}
+    one = run(validate({**cfg, "exp_root": str(tmp_path / "one")}), progress=False)
     config = tmp_path / "two.yml"
-    config.write_text(yaml.safe_dump({**TOY, "exp_root": str(tmp_path / "two")}))
+    config.write_text(yaml.safe_dump({**cfg, "exp_root": str(tmp_path / "two")}))
     proc = _torchrun(config, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("outputs in") == 1  # one report, from rank 0

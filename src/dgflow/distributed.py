@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import torch
@@ -70,8 +71,12 @@ def rank_device(device: str | torch.device | None, local_rank: int = 0) -> torch
     return device
 
 
-def init(device: str | torch.device | None = None) -> Context:
-    """Join the process group ``torchrun`` describes (a no-op for a single process)."""
+def init(device: str | torch.device | None = None, timeout: timedelta = timedelta(hours=2)) -> Context:
+    """Join the process group ``torchrun`` describes (a no-op for a single process).
+
+    ``timeout`` bounds how long a rank waits in a collective, e.g. for rank 0 to compute a shared
+    statistic (the default of ``torch.distributed`` is 30 minutes).
+    """
     rank, world, local = env_world()
     dev = rank_device(device, local)
     if world == 1:
@@ -85,7 +90,7 @@ def init(device: str | torch.device | None = None) -> Context:
                                "(torchrun --nproc_per_node=N -m dgflow ...)")
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
-        dist.init_process_group(backend_for(dev))
+        dist.init_process_group(backend_for(dev), timeout=timeout)
         owns = True
     return Context(dist.get_rank(), dist.get_world_size(), local, dev, owns)
 

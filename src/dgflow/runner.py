@@ -117,7 +117,8 @@ def _run(cfg: RunConfig, ctx: distributed.Context, config_path: str | Path | Non
         io.torch_save({"ids": torch.arange(cfg.num_imgs), "steps": [0], "z": res.z[None], "x": res.x[None],
                        "logits": res.logits[None], "info": {"acceptance_rate": res.acceptance_rate, **res.info}},
                       batch_dir / "selection.pt")
-    distributed.on_main(lambda: finish(run_dir, cfg, progress, measure), share=False)
+    if ctx.is_main:  # the other ranks are done: they exit instead of waiting (and timing out) for the merge
+        finish(run_dir, cfg, progress, measure)
     return run_dir
 
 
