@@ -69,7 +69,7 @@ class RunConfig:
     real_samples: int = 1000
     # speed options (dgflow.speed.SpeedOptions); the micro-batch ones leave the numbers unchanged
     autocast: str | None = None
-    compile: bool = False
+    compile: bool | str = False  # true (inductor) or a torch.compile backend name
     channels_last: bool = False
     max_batch_size: int | None = None
     memory_budget_gib: float | None = None
