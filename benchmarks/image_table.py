@@ -122,7 +122,8 @@ def main() -> None:
                 step = 0 if row == "base" else -1
                 cell = {"fid_classifier": metrics["dataset"]["fid_classifier"][step],
                         "is_classifier": metrics["dataset"]["is_classifier"][step],
-                        "seconds": 0.0 if row == "base" else metrics["method_seconds"],
+                        "seconds": 0.0 if row == "base" else json.loads((run_dir / "timing.json").read_text())[
+                            "method_seconds"],
                         "run_seconds": round(time.perf_counter() - began, 1), "n": args.n,
                         "samples": str(run_dir / "samples" / f"step_{metrics['steps'][step]:04d}.npz"),
                         "options": cfg.method_options()}

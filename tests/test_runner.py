@@ -186,7 +186,7 @@ def test_flow_run_reads_its_image_shaped_latent_from_the_checkpoint(tmp_path):
     run_dir = run(cfg, progress=False)
     samples = np.load(run_dir / "samples" / "step_0002.npz")
     assert samples["z"].shape == (4, 1, 28, 28) and samples["x"].shape == (4, 28, 28, 1)
-    assert json.loads((run_dir / "metrics.json").read_text())["method_seconds"] > 0
+    assert json.loads((run_dir / "timing.json").read_text())["method_seconds"] > 0
 
 
 def test_conditional_run_keeps_each_samples_label(tmp_path):

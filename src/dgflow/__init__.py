@@ -13,6 +13,7 @@ from .ratio import DensityRatio, self_normalized
 from .refiners import REFINERS, Refiner
 from .rng import SampleNoise
 from .selectors import SELECTORS, SelectResult, Selector
+from .speed import SpeedOptions
 
 __version__ = "0.1.0"
 
@@ -20,5 +21,5 @@ __all__ = [
     "refine", "select", "generate", "normalize", "RefineResult", "SelectResult", "DensityRatio", "self_normalized",
     "FDivergence", "DIVERGENCES", "get_divergence",
     "Prior", "NormalPrior", "UniformPrior", "make_prior",
-    "Refiner", "REFINERS", "Selector", "SELECTORS", "SampleNoise",
+    "Refiner", "REFINERS", "Selector", "SELECTORS", "SampleNoise", "SpeedOptions",
 ]

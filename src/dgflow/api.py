@@ -16,6 +16,7 @@ from .refiners import REFINERS
 from .refiners.base import build
 from .rng import SampleNoise
 from .selectors import SELECTORS, Proposals, SelectResult
+from .speed import SpeedOptions, accelerate, speed_options
 from .target import Target, eval_mode
 
 
@@ -63,6 +64,7 @@ def refine(
     sample_ids: Tensor | Sequence[int] | None = None,
     progress: bool = True,
     callback: Callable[[dict[str, Any]], None] | None = None,
+    speed: SpeedOptions | dict[str, Any] | None = None,
     **options: Any,
 ) -> RefineResult:
     """Refine generator samples with ``method`` (``"dgflow"``, ``"ddls"`` or ``"dot"``).
@@ -72,6 +74,8 @@ def refine(
     the starting latents; without it ``n`` latents are drawn from ``prior``. Sample ``i``
     uses its own random stream keyed by ``(seed, sample_ids[i])``, so results do not depend
     on ``batch_size``. ``options`` go to the method (e.g. ``f``, ``eta``, ``gamma``, ``steps``).
+    ``speed``: bf16 autocast, ``torch.compile``, channels-last, micro-batches under a memory cap
+    (:class:`dgflow.speed.SpeedOptions`, e.g. ``speed={"autocast": "bf16", "max_batch_size": 128}``).
     """
     if isinstance(method, str) and method.lower() in SELECTORS:
         raise ValueError(f"{method!r} selects samples rather than moving them: call dgflow.select(..., method={method!r})")
@@ -79,6 +83,7 @@ def refine(
     if space not in ("latent", "data"):
         raise ValueError(f"space must be 'latent' or 'data', got {space!r}")
     _check_int("batch_size", batch_size, 1)
+    speed = speed_options(speed)
     if save_interval is not None:
         _check_int("save_interval", save_interval, 1)
     ratio = DensityRatio(discriminator, corrector)
@@ -92,6 +97,8 @@ def refine(
     outs: dict[str, list[Tensor]] = {"z": [], "x": [], "logit": [], "z_hist": [], "x_hist": [], "d_hist": [], "acc": []}
     with eval_mode(generator, ratio), tqdm(total=len(z) * refiner.steps, desc=f"refine ({method})",
                                            disable=None if progress else True, leave=False) as bar:
+        probe = labels[:2].to(device) if labels is not None else None
+        latent_target, target = accelerate(latent_target, target, speed, z[:2].to(device), probe)
 
         def draw(stream: str, count: int) -> tuple[Tensor, Target]:
             noise = SampleNoise(seed, torch.arange(count), device)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from collections.abc import Sequence
 
@@ -89,7 +90,8 @@ def _cmd_refine(args: argparse.Namespace) -> int:
                              "shell word, e.g. --set 'options={eps: 0.01}'") from exc
     cfg = load_config(args.config, overrides)
     run_dir = run(cfg, args.config, progress=not args.quiet, overwrite=args.overwrite)
-    print(f"outputs in {run_dir}/ (samples/, metrics.json, metrics.png, grid_step_*.png, refinement.gif)")
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one report
+        print(f"outputs in {run_dir}/ (samples/, metrics.json, metrics.png, grid_step_*.png, refinement.gif)")
     return 0
 
 

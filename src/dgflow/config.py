@@ -25,6 +25,7 @@ from torch import nn
 
 from .refiners import REFINERS
 from .selectors import SELECTORS
+from .speed import SpeedOptions
 
 
 @dataclass
@@ -67,6 +68,12 @@ class RunConfig:
     device: str | None = None
     normalize_critic: bool = False
     real_samples: int = 1000
+    # speed options (dgflow.speed.SpeedOptions); the micro-batch ones leave the numbers unchanged
+    autocast: str | None = None
+    compile: bool | str = False  # true (inductor) or a torch.compile backend name
+    channels_last: bool = False
+    max_batch_size: int | None = None
+    memory_budget_gib: float | None = None
     # accepted for compatibility with the authors' configs; not used by dgflow
     eval_file_prefix: str | None = None
     bottom_width: int | None = None
@@ -79,6 +86,11 @@ class RunConfig:
         elif self.method in REFINERS:
             opts = {"steps": self.steps, **opts}
         return opts
+
+    def speed_options(self) -> SpeedOptions:
+        """The speed options for :func:`dgflow.refine`."""
+        return SpeedOptions(self.autocast, self.compile, self.channels_last, self.max_batch_size,
+                            self.memory_budget_gib)
 
     def run_name(self, config_path: str | Path | None) -> str:
         if self.name:
@@ -128,6 +140,10 @@ def validate(raw: dict[str, Any], source: str = "config") -> RunConfig:
         raise ValueError(f"{source}: steps must be >= 0, got {cfg.steps}")
     if cfg.space not in ("latent", "data"):
         raise ValueError(f"{source}: space must be 'latent' or 'data', got {cfg.space!r}")
+    try:
+        cfg.speed_options()
+    except ValueError as exc:
+        raise ValueError(f"{source}: {exc}") from exc
     # let the method itself check its options now, not after the models are loaded
     from .refiners.base import build
 

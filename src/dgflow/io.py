@@ -44,8 +44,8 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 def torch_save(obj: Any, path: str | os.PathLike) -> None:
     import torch
 
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:  # a file object: the bytes do not name the temp file
+        torch.save(obj, fh)
 
 
 def save_figure(fig: Any, path: str | os.PathLike, **kwargs: Any) -> None:

@@ -23,6 +23,7 @@ import hashlib
 import json
 import re
 import time
+import zipfile
 from pathlib import Path
 from collections.abc import Callable
 from typing import Any
@@ -32,29 +33,48 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from . import io
+from . import distributed, io
 from .api import normalize, refine, select
 from .config import RunConfig, load_model, resolve_path
+from .ratio import DensityRatio
 from .refiners import REFINERS
 from .zoo import latent_shape as zoo_latent_shape
 
 # keys that do not change the samples: a run may resume with different values
 _NOT_IN_FINGERPRINT = {"exp_root", "name", "device", "batch_size", "keep_samples", "real_samples", "data_root",
-                       "fid_ref", "classifier_path", "inception_weights"}
+                       "fid_ref", "classifier_path", "inception_weights", "max_batch_size", "memory_budget_gib"}
+# speed options that change the numbers (within a tolerance): in the fingerprint only when set, so
+# runs made before they existed keep their fingerprint
+_ONLY_WHEN_SET = {"autocast": None, "compile": False, "channels_last": False}
 
 
 def fingerprint(cfg: RunConfig) -> str:
-    items = {k: v for k, v in cfg.to_dict().items() if k not in _NOT_IN_FINGERPRINT}
+    items = {k: v for k, v in cfg.to_dict().items()
+             if k not in _NOT_IN_FINGERPRINT and not (k in _ONLY_WHEN_SET and v == _ONLY_WHEN_SET[k])}
     return hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def run(cfg: RunConfig, config_path: str | Path | None = None, progress: bool = True,
         overwrite: bool = False) -> Path:
-    """Run (or resume) the refinement ``cfg`` describes; returns the run folder."""
+    """Run (or resume) the refinement ``cfg`` describes; returns the run folder.
+
+    Under ``torchrun`` every rank refines its share of the batches (:mod:`dgflow.distributed`);
+    rank 0 alone claims the folder, computes the shared statistics and writes the merged outputs.
+    """
+    ctx = distributed.init(cfg.device)
+    try:
+        return _run(cfg, ctx, config_path, progress and ctx.is_main, overwrite)
+    finally:
+        distributed.finalize(ctx)
+
+
+def _run(cfg: RunConfig, ctx: distributed.Context, config_path: str | Path | None, progress: bool,
+         overwrite: bool) -> Path:
     run_dir = Path(cfg.exp_root) / cfg.run_name(config_path)
-    _claim(run_dir, cfg, overwrite)
-    measure = make_metrics(cfg)  # fail fast on a missing classifier, reference or vocabulary
-    device = torch.device(cfg.device) if cfg.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    distributed.on_main(lambda: _claim(run_dir, cfg, overwrite))
+    # fail fast on a missing classifier, reference or vocabulary (only rank 0 measures)
+    measure = distributed.on_main(lambda: make_metrics(cfg), share=False)
+    device = ctx.device
     generator = load_model("generator", cfg.gen_type, cfg.gen_path, cfg.gen_kwargs, cfg.gen_role, device)
     discriminator = load_model("discriminator", cfg.disc_type, cfg.disc_path, cfg.disc_kwargs, cfg.disc_role, device)
     corrector = (load_model("corrector", cfg.corr_type, cfg.corr_path, cfg.corr_kwargs, cfg.corr_role, device)
@@ -65,39 +85,60 @@ def run(cfg: RunConfig, config_path: str | Path | None = None, progress: bool = 
         latent_shape = zoo_latent_shape(generator)
     labels = None if cfg.num_classes is None else torch.arange(cfg.num_imgs) % cfg.num_classes
     critic: Any = discriminator
-    if cfg.normalize_critic:  # fix an additive constant of the logit: E_pg[exp d] = 1
+    if cfg.normalize_critic:  # fix an additive constant of the logit: E_pg[exp d] = 1 (once, on rank 0)
         lab = None if labels is None else torch.arange(10_000) % cfg.num_classes
-        critic = normalize(generator, discriminator, 10_000, latent_shape=latent_shape, prior=cfg.prior, labels=lab,
-                           corrector=corrector, batch_size=cfg.batch_size, device=device, seed=cfg.seed + 1_000_003)
+        offset = distributed.on_main(lambda: normalize(
+            generator, discriminator, 10_000, latent_shape=latent_shape, prior=cfg.prior, labels=lab,
+            corrector=corrector, batch_size=cfg.batch_size, device=device, seed=cfg.seed + 1_000_003).offset)
+        critic = DensityRatio(discriminator, corrector, offset=offset)
         corrector = None
     common = dict(latent_shape=latent_shape, prior=cfg.prior, corrector=corrector, batch_size=cfg.batch_size,
                   device=device, seed=cfg.seed, progress=False)
     batch_dir = run_dir / "batches"
     if cfg.method in REFINERS:
-        todo = _pending(batch_dir, cfg.num_imgs)
-        with tqdm(total=cfg.num_imgs, initial=cfg.num_imgs - len(todo), desc=f"{cfg.method} ({run_dir.name})",
+        todo = distributed.on_main(lambda: _pending(batch_dir, cfg.num_imgs))  # one listing for every rank
+        options = {**cfg.method_options(), **distributed.on_main(
+            lambda: shared_statistics(cfg, generator, critic, common))}
+        mine = distributed.shard(list(todo.split(cfg.batch_size)), ctx.rank, ctx.world_size)
+        with tqdm(total=sum(len(ids) for ids in mine), desc=f"{cfg.method} ({run_dir.name})",
                   disable=None if progress else True) as bar:
-            for ids in todo.split(cfg.batch_size):
+            for ids in mine:
                 began = time.perf_counter()
                 res = refine(generator, critic, n=len(ids), sample_ids=ids, method=cfg.method, space=cfg.space,
                              labels=None if labels is None else labels[ids], save_interval=cfg.save_interval,
-                             keep_samples=True, **common, **cfg.method_options())
+                             keep_samples=True, speed=cfg.speed_options(), **common, **options)
                 io.torch_save({"ids": ids, "steps": res.steps, "z": res.z_history, "x": res.x_history,
-                               "logits": res.logit_history, "info": res.info,
-                               "seconds": time.perf_counter() - began},
+                               "logits": res.logit_history, "info": res.info},
                               batch_dir / f"ids_{int(ids[0]):08d}-{int(ids[-1]) + 1:08d}.pt")
+                _record_seconds(run_dir, f"ids_{int(ids[0]):08d}-{int(ids[-1]) + 1:08d}", began)
                 bar.update(len(ids))
-    elif not (batch_dir / "selection.pt").exists():
+        distributed.barrier()  # every batch is on disk before rank 0 merges
+    elif ctx.is_main and not (batch_dir / "selection.pt").exists():
+        # selection is sequential in its proposals (DRS's running maximum): rank 0 selects, the others wait
         real = _real_samples(cfg) if cfg.method == "mhgan" else None
         began = time.perf_counter()
         res = select(generator, critic, cfg.num_imgs, method=cfg.method, labels=labels, real=real,
                      **{k: v for k, v in common.items() if k != "progress"}, progress=progress, **cfg.method_options())
         io.torch_save({"ids": torch.arange(cfg.num_imgs), "steps": [0], "z": res.z[None], "x": res.x[None],
-                       "logits": res.logits[None], "info": {"acceptance_rate": res.acceptance_rate, **res.info},
-                       "seconds": time.perf_counter() - began},
+                       "logits": res.logits[None], "info": {"acceptance_rate": res.acceptance_rate, **res.info}},
                       batch_dir / "selection.pt")
-    finish(run_dir, cfg, progress, measure)
+        _record_seconds(run_dir, "selection", began)
+    if ctx.is_main:  # the other ranks are done: they exit instead of waiting (and timing out) for the merge
+        finish(run_dir, cfg, progress, measure)
     return run_dir
+
+
+def shared_statistics(cfg: RunConfig, generator: Any, critic: Any, common: dict[str, Any]) -> dict[str, Any]:
+    """Options every batch shares, computed once for the whole run: DOT's ``k_eff`` (unless the config
+    sets it), from the run's seed and, for a conditional run, all its classes. Passing it to each batch
+    keeps batches (and ranks) from estimating their own."""
+    if cfg.method != "dot" or cfg.method_options().get("k_eff") is not None:
+        return {}
+    classes = None if cfg.num_classes is None else torch.arange(cfg.num_classes)
+    res = refine(generator, critic, n=1 if classes is None else len(classes), method="dot", space=cfg.space,
+                 labels=classes, save_interval=None, keep_samples=False, **common,
+                 **{**cfg.method_options(), "steps": 0})
+    return {"k_eff": res.info["k_eff"]}
 
 
 def _claim(run_dir: Path, cfg: RunConfig, overwrite: bool) -> None:
@@ -108,11 +149,16 @@ def _claim(run_dir: Path, cfg: RunConfig, overwrite: bool) -> None:
         if not overwrite:
             raise ValueError(f"{run_dir} holds a run with a different configuration; set another name/exp_root, "
                              "or pass --overwrite to discard it")
-        for f in (run_dir / "batches").glob("*.pt"):
+        for f in [*(run_dir / "batches").glob("*.pt"), *(run_dir / "timing").glob("*.json")]:
             f.unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
     io.write_text(run_dir / "config.yml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     io.write_text(stamp, mine + "\n")
+
+
+def _record_seconds(run_dir: Path, name: str, began: float) -> None:
+    """The wall time of one batch, kept apart from the outputs so that those stay byte-reproducible."""
+    io.write_json(run_dir / "timing" / f"{name}.json", {"seconds": round(time.perf_counter() - began, 3)})
 
 
 def _batch_files(batch_dir: Path) -> list[Path]:
@@ -131,15 +177,17 @@ def _pending(batch_dir: Path, n: int) -> torch.Tensor:
 def finish(run_dir: Path, cfg: RunConfig, progress: bool = True,
            measure: Callable[[torch.Tensor], dict[str, float]] | None = None) -> dict[str, Any]:
     """Merge the batch files into per-step samples, metrics, grids and the animation."""
-    parts = [torch.load(f, weights_only=False) for f in _batch_files(run_dir / "batches")]
+    parts = [torch.load(f, weights_only=False, mmap=True) for f in _batch_files(run_dir / "batches")]
     parts = [p for p in parts if len(p["ids"]) and int(p["ids"][0]) < cfg.num_imgs]
     if not parts:
         raise RuntimeError(f"{run_dir} has no finished batches to merge")
     steps = parts[0]["steps"]
     ids = torch.cat([p["ids"] for p in parts])
     order = torch.argsort(ids)
-    metrics: dict[str, Any] = {"steps": steps, "mean_logit": [], "dataset": {},
-                               "method_seconds": round(sum(p.get("seconds", 0.0) for p in parts), 2)}
+    metrics: dict[str, Any] = {"steps": steps, "mean_logit": [], "dataset": {}}
+    seconds = [json.loads(f.read_text())["seconds"] for f in sorted((run_dir / "timing").glob("*.json"))]
+    if seconds:  # the method's wall time summed over batches (and ranks), apart from metrics.json
+        io.write_json(run_dir / "timing.json", {"method_seconds": round(sum(seconds), 2), "batches": len(seconds)})
     measure = measure or make_metrics(cfg)
     frames = []
     for k, step in enumerate(steps):
@@ -176,9 +224,12 @@ def _save_samples(path: Path, x: torch.Tensor, z: torch.Tensor | None, logits: t
         arrays["labels"] = labels.numpy()
     if z is not None:
         arrays["z"] = z.numpy()
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as fh:  # a file object: np.savez would append ".npz" to a path
-            np.savez(fh, **arrays)
+    def write(tmp: str) -> None:  # np.savez, with a fixed time stamp so equal arrays give equal bytes
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for name, arr in arrays.items():
+                with zf.open(zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0)), "w",
+                             force_zip64=True) as fh:
+                    np.lib.format.write_array(fh, np.asanyarray(arr), allow_pickle=False)
 
     io.write_with(path, write)
 

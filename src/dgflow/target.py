@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from .priors import Prior
 from .ratio import DensityRatio, check_samples
+from .speed import SpeedOptions, to_layout
 
 
 class Evaluation(NamedTuple):
@@ -28,14 +29,19 @@ class Evaluation(NamedTuple):
 
 
 class Target:
-    """``z -> (g(z), d(g(z)), grad_z d(g(z)))`` for one batch (with its labels)."""
+    """``z -> (g(z), d(g(z)), grad_z d(g(z)))`` for one batch (with its labels).
+
+    ``speed`` (:class:`dgflow.speed.SpeedOptions`): evaluate in micro-batches of at most
+    ``speed.max_batch_size`` rows, with the networks under autocast and in channels-last layout.
+    """
 
     def __init__(self, transform: Callable[..., Tensor] | None, ratio: DensityRatio,
-                 prior: Prior | None, labels: Tensor | None = None):
+                 prior: Prior | None, labels: Tensor | None = None, speed: SpeedOptions | None = None):
         self.transform = transform  # None: data space (identity)
         self.ratio = ratio
         self.prior = prior
         self.labels = labels
+        self.speed = speed
 
     @property
     def space(self) -> str:
@@ -43,7 +49,7 @@ class Target:
 
     def bind(self, labels: Tensor | None) -> Target:
         """The same target for a batch with these labels."""
-        return Target(self.transform, self.ratio, self.prior, labels)
+        return Target(self.transform, self.ratio, self.prior, labels, self.speed)
 
     def labels_for(self, n: int) -> Tensor | None:
         """The labels of a batch of ``n`` (a single class label is repeated)."""
@@ -51,15 +57,43 @@ class Target:
             return self.labels
         return self.labels.expand(n)
 
+    def _chunks(self, n: int) -> list[tuple[slice, Target]] | None:
+        """``(rows, target bound to their labels)`` per micro-batch, or None for one pass."""
+        size = None if self.speed is None else self.speed.max_batch_size
+        if size is None or n <= size:
+            return None
+        labels = self.labels_for(n)
+        return [(slice(i, i + size), self.bind(None if labels is None else labels[i:i + size]))
+                for i in range(0, n, size)]
+
+    def _autocast(self, like: Tensor) -> contextlib.AbstractContextManager:
+        dtype = None if self.speed is None else self.speed.dtype
+        return contextlib.nullcontext() if dtype is None else torch.autocast(like.device.type, dtype=dtype)
+
+    def _float(self, out: Tensor, like: Tensor) -> Tensor:
+        """An autocast output back in the caller's precision."""
+        if self.speed is not None and self.speed.dtype is not None and out.dtype == self.speed.dtype:
+            return out.to(like.dtype if like.is_floating_point() else torch.float32)
+        return out
+
     def sample(self, z: Tensor) -> Tensor:
         if self.transform is None:
             return z
+        chunks = self._chunks(len(z))
+        if chunks:
+            return torch.cat([t.sample(z[rows]) for rows, t in chunks])
         labels = self.labels_for(len(z))
-        x = self.transform(z) if labels is None else self.transform(z, labels)
-        return check_samples(x, len(z))
+        with self._autocast(z):
+            x = self.transform(z) if labels is None else self.transform(z, labels)
+        return check_samples(self._float(x, z), len(z))
 
     def discriminate(self, x: Tensor) -> Tensor:
-        return self.ratio(x, self.labels_for(len(x)))
+        chunks = self._chunks(len(x))
+        if chunks:
+            return torch.cat([t.discriminate(x[rows]) for rows, t in chunks])
+        with self._autocast(x):
+            d = self.ratio(to_layout(x, self.speed), self.labels_for(len(x)))
+        return self._float(d, x)
 
     @torch.no_grad()
     def logit(self, z: Tensor) -> Tensor:
@@ -67,6 +101,10 @@ class Target:
 
     def evaluate(self, z: Tensor, grad: bool = True) -> Evaluation:
         """Forward (and backward to ``z`` when ``grad``); parameters get no ``.grad``."""
+        chunks = self._chunks(len(z))
+        if chunks:  # every row's result depends on that row only: evaluate in pieces
+            parts = [t.evaluate(z[rows], grad) for rows, t in chunks]
+            return Evaluation(*(None if p[0] is None else torch.cat(p) for p in zip(*parts)))
         if not grad:
             with torch.no_grad():
                 x = self.sample(z)
@@ -90,13 +128,24 @@ class Target:
 
 @contextlib.contextmanager
 def eval_mode(*models: object) -> Iterator[None]:
-    """Put every ``nn.Module`` among ``models`` in eval mode, and restore each module's flag after."""
+    """Every ``nn.Module`` among ``models`` in eval mode with its parameters frozen
+    (``requires_grad=False``); each module's flags are restored after.
+
+    Refinement differentiates with respect to the input only: with frozen weights autograd keeps
+    only what ``grad_z`` needs (a linear or conv layer saves its weight, not its input activation)
+    and builds no weight-gradient graph, which saves memory and time and changes no number.
+    """
     modules = [m for m in models if isinstance(m, nn.Module)]
     saved = [(sub, sub.training) for m in modules for sub in m.modules()]
+    params = {id(p): (p, p.requires_grad) for m in modules for p in m.parameters()}
     for m in modules:
         m.eval()
+    for p, _ in params.values():
+        p.requires_grad_(False)
     try:
         yield
     finally:
         for sub, flag in saved:
             sub.training = flag
+        for p, flag in params.values():
+            p.requires_grad_(flag)

@@ -1,0 +1,127 @@
+"""Speed options of ``dgflow.refine``: micro-batches change nothing; bf16, compile and channels-last
+stay within stated tolerances of float32."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import dgflow
+from dgflow.config import validate
+from dgflow.priors import make_prior
+from dgflow.ratio import DensityRatio
+from dgflow.speed import SpeedOptions, batch_for_budget, saved_bytes_per_sample
+from dgflow.target import Target
+from dgflow.toy.models import load_toy
+from dgflow.zoo import build_model
+
+FIELDS = ("x", "z", "logits", "z_history", "x_history", "logit_history")
+
+
+def _same(a, b):
+    for name in FIELDS:
+        u, v = getattr(a, name), getattr(b, name)
+        assert (u is None) == (v is None), name
+        if u is not None:
+            assert torch.equal(u, v), name
+
+
+@pytest.mark.parametrize("method, options", [("dgflow", {"eta": 0.1, "steps": 5}),
+                                             ("ddls", {"eps": 0.01, "steps": 5, "metropolis": True}),
+                                             ("dot", {"steps": 5, "k_eff_pairs": 16})])
+def test_micro_batches_are_bit_identical_to_one_pass(row_models, method, options):
+    # batch-invariant networks (conftest), so any difference would come from the splitting itself
+    g, d = row_models
+    kw = dict(n=37, latent_shape=(2,), method=method, batch_size=37, progress=False, save_interval=2, **options)
+    full = dgflow.refine(g, d, **kw)
+    _same(dgflow.refine(g, d, speed={"max_batch_size": 5}, **kw), full)
+    _same(dgflow.refine(g, d, speed=SpeedOptions(max_batch_size=1), **kw), full)
+    if method != "ddls":  # DDLS runs in latent space only
+        _same(dgflow.refine(g, d, space="data", speed={"max_batch_size": 4}, **kw),
+              dgflow.refine(g, d, space="data", **kw))
+
+
+def test_micro_batches_of_a_conditional_model_keep_each_rows_label():
+    torch.manual_seed(0)
+    g = build_model("cond_dcgan_generator", channels=1, image_size=28, z_dim=8, width=4).eval()
+    d = build_model("cond_sndcgan_discriminator", channels=1, image_size=28, width=4).eval()
+    labels = torch.arange(9) % 3
+    kw = dict(n=9, latent_shape=(8,), labels=labels, steps=2, eta=0.05, batch_size=9, progress=False)
+    full = dgflow.refine(g, d, **kw)
+    split = dgflow.refine(g, d, speed={"max_batch_size": 2}, **kw)
+    # conv kernels may round differently for a batch of 2 than of 9 (last bits): a tight tolerance
+    torch.testing.assert_close(split.x, full.x, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(split.logits, full.logits, rtol=1e-5, atol=1e-5)
+
+
+def test_memory_budget_picks_the_micro_batch_from_the_saved_activations(row_models):
+    g, d = row_models
+    target = Target(g, DensityRatio(d), make_prior("normal", (2,)))
+    per_sample = saved_bytes_per_sample(lambda z: target.evaluate(z), torch.randn(8, 2))
+    # RowMLP 2 -> 16 -> 2 then 2 -> 16 -> 1: autograd keeps O(hidden * inputs) floats per sample
+    assert 100 < per_sample < 10_000
+    assert batch_for_budget(lambda z: target.evaluate(z), torch.randn(8, 2), 7 * 2 * per_sample / 2**30) == 7
+    kw = dict(n=40, latent_shape=(2,), steps=3, batch_size=40, progress=False)
+    _same(dgflow.refine(g, d, speed={"memory_budget_gib": 3 * 2 * per_sample / 2**30}, **kw), dgflow.refine(g, d, **kw))
+
+
+def test_bf16_autocast_stays_within_its_rounding_error():
+    g, d, _ = load_toy("25gaussians")
+    z = torch.randn(1000, 2, generator=torch.Generator().manual_seed(0))
+    ratio, prior = DensityRatio(d), make_prior("normal", (2,))
+    exact = Target(g, ratio, prior).evaluate(z)
+    bf16 = Target(g, ratio, prior, speed=SpeedOptions(autocast="bf16")).evaluate(z)
+    assert bf16.x.dtype == bf16.logit.dtype == bf16.grad.dtype == torch.float32
+
+    def rel(a, b):
+        return float((a - b).norm() / b.norm())
+
+    # bf16 keeps 8 significant bits: each of the 4 layers of G and of D rounds its input and weights
+    # to a relative 2^-8 = 0.4%, and the errors add over layers: forward outputs within 4 * 2^-8 = 1.6%
+    # (measured: 0.2%). The gradient is a product of 8 rounded Jacobians whose ReLU masks can also
+    # flip near zero; measured 6% (10% on the MNIST SN-DCGAN): bound 25%.
+    assert rel(bf16.x, exact.x) < 4 * 2**-8
+    assert rel(bf16.logit, exact.logit) < 4 * 2**-8
+    assert rel(bf16.grad, exact.grad) < 0.25
+    # what refinement is for: the distribution of refined samples. Same seeds, so the two runs are
+    # paired; 1 point of "high quality" is 10 of 1000 samples changing side (measured: 0.05 points).
+    from dgflow.experiments.toy2d import score
+    from dgflow.toy.data import sample_toy
+
+    kw = dict(n=1000, latent_shape=(2,), eta=0.01, steps=10, batch_size=500, progress=False)
+    real = sample_toy("25gaussians", 1000, seed=1)
+    a = score("25gaussians", dgflow.refine(g, d, **kw).x, real)
+    b = score("25gaussians", dgflow.refine(g, d, speed={"autocast": "bf16"}, **kw).x, real)
+    assert abs(a["high_quality_pct"] - b["high_quality_pct"]) <= 1.0
+    assert a["modes"] == b["modes"]
+
+
+def test_channels_last_and_compile_change_only_the_rounding():
+    torch.manual_seed(0)
+    g = build_model("dcgan_generator", channels=1, image_size=28, z_dim=8, width=4).eval()
+    d = build_model("sndcgan_discriminator", channels=1, image_size=28, width=4).eval()
+    kw = dict(n=6, latent_shape=(8,), steps=2, eta=0.05, batch_size=6, progress=False)
+    ref = dgflow.refine(g, d, **kw)
+    # "aot_eager": dynamo + AOTAutograd graphs without inductor's C++ build (minutes on 2 cores)
+    for speed in ({"channels_last": True}, {"compile": "aot_eager", "channels_last": True}):
+        fast = dgflow.refine(g, d, speed=speed, **kw)
+        # the same float32 arithmetic in another order (other conv kernels, fused graphs): a few float32
+        # ulps (2^-23 ~ 1e-7 relative) per op, grown over 2 steps; 1e-4 leaves a wide margin
+        torch.testing.assert_close(fast.x, ref.x, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(fast.logits, ref.logits, rtol=1e-4, atol=1e-5)
+    convs = [m for m in d.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)  # converted in place
+
+
+def test_speed_options_are_validated_and_reach_the_config():
+    with pytest.raises(ValueError, match="autocast must be one of"):
+        SpeedOptions(autocast="int8")
+    with pytest.raises(ValueError, match="max_batch_size must be a whole number"):
+        SpeedOptions(max_batch_size=0)
+    with pytest.raises(ValueError, match=r"unknown speed option\(s\) \['compiled'\]"):
+        dgflow.refine(lambda z: z, lambda x: x.sum(1), n=2, latent_shape=(2,), speed={"compiled": True})
+    toy = {"gen_type": "mlp_generator", "disc_type": "mlp_discriminator", "z_dim": 2}
+    with pytest.raises(ValueError, match="memory_budget_gib must be a number > 0"):
+        validate({**toy, "memory_budget_gib": -1})
+    cfg = validate({**toy, "autocast": "bf16", "max_batch_size": 64})
+    assert cfg.speed_options() == SpeedOptions(autocast="bf16", max_batch_size=64)
