@@ -109,8 +109,10 @@ class Trajectory:
         return dataclasses.asdict(self)
 
 
-def run_pilot(method: Any, target: Target, z0: Tensor, noise: SampleNoise, level: float, steps: int) -> Trajectory:
-    """Run ``method`` (its step size set) on the pilot latents ``z0`` for ``steps`` steps, or until the level."""
+def run_pilot(method: Any, target: Target, z0: Tensor, noise: SampleNoise, level: float, steps: int,
+              min_ratio: float | None = None) -> Trajectory:
+    """Run ``method`` (its step size set) on the pilot latents ``z0`` for ``steps`` steps, or until the level
+    (or, with ``min_ratio``, until the trust ratio of the first steps is known to be below it)."""
     state = method.init(target, z0)
     means = [float(state.logit.double().mean())]
     reached = 0 if means[0] >= level else None
@@ -132,6 +134,8 @@ def run_pilot(method: Any, target: Target, z0: Tensor, noise: SampleNoise, level
         if reached is None and means[-1] >= level:
             reached = n + 1
         state = new
+        if min_ratio is not None and n + 1 == RATIO_STEPS and not (predicted > 0 and gained >= min_ratio * predicted):
+            break  # rejected by the trust region: no need to run on
     ratio = gained / predicted if predicted > 0 else None
     return Trajectory(size=0.0, mean_logit=means, reached=reached, ratio=ratio,
                       acceptance=sum(accept) / len(accept) if accept else None)
@@ -179,7 +183,8 @@ def tune(refiner: Any, draw: Callable[[str, int], tuple[Tensor, Target]], step_o
     # MALA's acceptance is judged on a short run; the trust region on the run to the level
     judge_steps = min(horizon, ACCEPTANCE_STEPS) if criterion == "mala" and auto_size else horizon
     for h in sizes:
-        t = _pilot(refiner, step_option, h, judge_steps, target, z0, noise, level)
+        early_reject = TRUST_RATIO if criterion == "trust-region" and auto_size else None
+        t = _pilot(refiner, step_option, h, judge_steps, target, z0, noise, level, early_reject)
         trials.append(t)
         t.accepted, t.why = _judge(t, need, criterion, auto_size)
         if t.accepted:
@@ -205,10 +210,10 @@ def tune(refiner: Any, draw: Callable[[str, int], tuple[Tensor, Target]], step_o
 
 
 def _pilot(refiner: Any, step_option: str, size: float, steps: int, target: Target, z0: Tensor,
-           noise: SampleNoise, level: float) -> Trajectory:
+           noise: SampleNoise, level: float, min_ratio: float | None = None) -> Trajectory:
     # one step more than run, so that every state run to carries its gradient (acceptance statistics)
     method = dataclasses.replace(refiner, **{step_option: size, "steps": steps + 1}, heldout=None)
-    t = run_pilot(method, target, z0, noise, level, steps)
+    t = run_pilot(method, target, z0, noise, level, steps, min_ratio)
     t.size = size
     return t
 
