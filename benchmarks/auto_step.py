@@ -46,8 +46,8 @@ def load(model: str, args: argparse.Namespace):
     root = Path(args.models_root)
     files = {"sndcgan": ("sndcgan", "sndcgan", None), "ns": (args.ns, args.ns, None),
              "vae": ("vae", "sndcgan", "vae-corrector"), "oc": (args.ns, args.oc, None)}
-    gen_file, disc_file, corr_file = (Path(f) if Path(f).is_absolute() else root / f / "checkpoint.pt"
-                                      if f else None for f in files[model])
+    gen_file, disc_file, corr_file = (None if f is None else Path(f) if Path(f).is_absolute()
+                                      else root / f / "checkpoint.pt" for f in files[model])
     g = load_checkpoint(gen_file)[0]["generator"]
     d = load_checkpoint(disc_file)[0]["discriminator"]
     c = load_checkpoint(corr_file)[0]["corrector"] if corr_file else None
