@@ -11,6 +11,7 @@ from .divergences import DIVERGENCES, FDivergence, get_divergence
 from .priors import NormalPrior, Prior, UniformPrior, make_prior
 from .ratio import DensityRatio, self_normalized
 from .refiners import REFINERS, Refiner
+from .refiners.auto import autotune, plot_pilot
 from .rng import SampleNoise
 from .selectors import SELECTORS, SelectResult, Selector
 from .speed import SpeedOptions
@@ -21,5 +22,5 @@ __all__ = [
     "refine", "select", "generate", "normalize", "RefineResult", "SelectResult", "DensityRatio", "self_normalized",
     "FDivergence", "DIVERGENCES", "get_divergence",
     "Prior", "NormalPrior", "UniformPrior", "make_prior",
-    "Refiner", "REFINERS", "Selector", "SELECTORS", "SampleNoise", "SpeedOptions",
+    "Refiner", "REFINERS", "autotune", "plot_pilot", "Selector", "SELECTORS", "SampleNoise", "SpeedOptions",
 ]

@@ -73,7 +73,10 @@ def refine(
     ``corrector`` adds density-ratio-corrector terms to it. ``z`` (``[N, *latent_shape]``) are
     the starting latents; without it ``n`` latents are drawn from ``prior``. Sample ``i``
     uses its own random stream keyed by ``(seed, sample_ids[i])``, so results do not depend
-    on ``batch_size``. ``options`` go to the method (e.g. ``f``, ``eta``, ``gamma``, ``steps``).
+    on ``batch_size``. ``options`` go to the method (e.g. ``f``, ``eta``, ``gamma``, ``steps``);
+    ``eta="auto"`` / ``steps="auto"`` (DDLS ``eps``, DOT ``lr``) are chosen once from a pilot run,
+    optionally against ``heldout=`` real samples, and explained in ``info["auto"]``
+    (:mod:`dgflow.refiners.auto`).
     ``speed``: bf16 autocast, ``torch.compile``, channels-last, micro-batches under a memory cap
     (:class:`dgflow.speed.SpeedOptions`, e.g. ``speed={"autocast": "bf16", "max_batch_size": 128}``).
     """
@@ -93,22 +96,22 @@ def refine(
     latent_target = Target(generator, ratio, prior_obj)
     target = latent_target if space == "latent" else Target(None, ratio, None)
 
+    def draw(stream: str, count: int) -> tuple[Tensor, Target]:
+        noise = SampleNoise(seed, torch.arange(count), device)
+        z0 = prior_obj.draw(noise, stream=stream)
+        lab = None if labels is None else labels.to(device)[noise.randint(len(labels), stream=stream + "-labels")]
+        with torch.no_grad():
+            pos = z0 if space == "latent" else latent_target.bind(lab).sample(z0)
+        return pos, target.bind(lab)
+
+    with eval_mode(generator, ratio):
+        probe = labels[:2].to(device) if labels is not None else None
+        latent_target, target = accelerate(latent_target, target, speed, z[:2].to(device), probe)
+        info = refiner.prepare(draw)  # shared statistics and "auto" choices: once, before any batch
     steps_kept = _kept_steps(refiner.steps, save_interval)
     outs: dict[str, list[Tensor]] = {"z": [], "x": [], "logit": [], "z_hist": [], "x_hist": [], "d_hist": [], "acc": []}
     with eval_mode(generator, ratio), tqdm(total=len(z) * refiner.steps, desc=f"refine ({method})",
                                            disable=None if progress else True, leave=False) as bar:
-        probe = labels[:2].to(device) if labels is not None else None
-        latent_target, target = accelerate(latent_target, target, speed, z[:2].to(device), probe)
-
-        def draw(stream: str, count: int) -> tuple[Tensor, Target]:
-            noise = SampleNoise(seed, torch.arange(count), device)
-            z0 = prior_obj.draw(noise, stream=stream)
-            lab = None if labels is None else labels.to(device)[noise.randint(len(labels), stream=stream + "-labels")]
-            with torch.no_grad():
-                pos = z0 if space == "latent" else latent_target.bind(lab).sample(z0)
-            return pos, target.bind(lab)
-
-        info = refiner.prepare(draw)
         for index in torch.arange(len(z)).split(batch_size):
             batch_labels = None if labels is None else labels[index].to(device)
             noise = SampleNoise(seed, ids[index], device)

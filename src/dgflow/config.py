@@ -4,7 +4,9 @@ The keys are those of the DGflow authors' YAML configs (``gen_type``, ``gen_path
 ``disc_type``, ``disc_path``, ``corr_type``, ``corr_path``, ``f_div``, ``eta``, ``gamma``,
 ``steps``, ``save_interval``, ``keep_samples``, ``num_imgs``, ``batch_size``, ``exp_root``,
 ``z_dim``, ``dataset``, ``image_size``) plus ``method`` for the baselines and a few of
-dgflow's own (``seed``, ``prior``, ``device``, ``options``, ``name``, ...).
+dgflow's own (``seed``, ``prior``, ``device``, ``options``, ``name``, ...). ``eta: auto`` and
+``steps: auto`` (or ``options: {eps: auto}`` / ``{lr: auto}``) choose them from a pilot run, against
+``heldout_real`` held-out real samples when set (:mod:`dgflow.refiners.auto`).
 
 A model is named by a registered architecture (``dgflow methods`` does not list them;
 see :data:`dgflow.zoo.ARCHITECTURES`) or an import path ``package.module:Class`` built with
@@ -44,9 +46,9 @@ class RunConfig:
     corr_role: str = "corrector"
     method: str = "dgflow"
     f_div: str = "KL"
-    eta: float = 0.1
+    eta: float | str = 0.1  # or "auto"
     gamma: float = 0.01
-    steps: int = 25
+    steps: int | str = 25  # or "auto"
     options: dict[str, Any] = field(default_factory=dict)
     space: str = "latent"
     save_interval: int = 5
@@ -74,6 +76,7 @@ class RunConfig:
     channels_last: bool = False
     max_batch_size: int | None = None
     memory_budget_gib: float | None = None
+    heldout_real: int = 0  # held-out real samples whose mean logit is the "auto" stopping level (0: none)
     # accepted for compatibility with the authors' configs; not used by dgflow
     eval_file_prefix: str | None = None
     bottom_width: int | None = None
@@ -136,8 +139,10 @@ def validate(raw: dict[str, Any], source: str = "config") -> RunConfig:
     for key in ("num_imgs", "batch_size", "save_interval", "real_samples"):
         if getattr(cfg, key) < 1:
             raise ValueError(f"{source}: {key} must be >= 1, got {getattr(cfg, key)}")
-    if cfg.steps < 0:
-        raise ValueError(f"{source}: steps must be >= 0, got {cfg.steps}")
+    if not isinstance(cfg.steps, str) and cfg.steps < 0:
+        raise ValueError(f"{source}: steps must be >= 0 or auto, got {cfg.steps}")
+    if cfg.heldout_real < 0:
+        raise ValueError(f"{source}: heldout_real must be >= 0 (0: no held-out real samples), got {cfg.heldout_real}")
     if cfg.space not in ("latent", "data"):
         raise ValueError(f"{source}: space must be 'latent' or 'data', got {cfg.space!r}")
     try:
@@ -152,16 +157,20 @@ def validate(raw: dict[str, Any], source: str = "config") -> RunConfig:
 
 
 def _check_types(cfg: RunConfig, raw: dict[str, Any], source: str) -> None:
-    expect = {"eta": (int, float), "gamma": (int, float), "steps": int, "save_interval": int, "num_imgs": int,
+    expect = {"eta": (int, float, str), "gamma": (int, float), "steps": (int, str), "heldout_real": int,
+              "save_interval": int, "num_imgs": int,
               "batch_size": int, "seed": int, "keep_samples": bool, "normalize_critic": bool, "real_samples": int,
               "options": dict, "gen_kwargs": dict, "disc_kwargs": dict, "corr_kwargs": dict, "method": str,
               "f_div": str, "exp_root": str, "prior": str}
     for key, types in expect.items():
         if key in raw:
             value = getattr(cfg, key)
-            bad = not isinstance(value, types) or (types is int and isinstance(value, bool))
+            allowed = types if isinstance(types, tuple) else (types,)
+            bad = (not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed)
+                   or (key in ("eta", "steps") and isinstance(value, str) and value.lower() != "auto"))
             if bad:
-                names = types.__name__ if isinstance(types, type) else " or ".join(t.__name__ for t in types)
+                names = types.__name__ if isinstance(types, type) else " or ".join(
+                    "'auto'" if t is str else t.__name__ for t in types)
                 raise ValueError(f"{source}: {key} must be a {names}, got {value!r}")
 
 

@@ -6,7 +6,8 @@ Layout of ``exp_root/<name>/``::
     batches/ids_<a>-<b>.pt  finished batches (latents, logits and samples at every kept step)
     samples/step_<k>.npz    the merged samples after k steps (``x``, ``z``, ``logits``, ``ids``)
     metrics.json            mean logit and dataset metrics per kept step
-    metrics.png             the same, as curves
+    metrics.png             the same, as curves (with the held-out real level of an "auto" run)
+    auto.json, auto.png     "auto" step size / steps: the choice, why, and the pilot's mean logit vs steps
     grid_step_<k>.png       an image grid (images) or scatter plot (2-D points) per kept step
     sentences_step_<k>.txt  the decoded sentences per kept step (``dataset: text``)
     refinement.gif          the grids over the steps
@@ -39,6 +40,7 @@ from .config import RunConfig, load_model, resolve_path
 from .ratio import DensityRatio
 from .refiners import REFINERS
 from .zoo import latent_shape as zoo_latent_shape
+from .refiners.auto import autotune, is_auto, plot_pilot
 
 # keys that do not change the samples: a run may resume with different values
 _NOT_IN_FINGERPRINT = {"exp_root", "name", "device", "batch_size", "keep_samples", "real_samples", "data_root",
@@ -95,10 +97,13 @@ def _run(cfg: RunConfig, ctx: distributed.Context, config_path: str | Path | Non
     common = dict(latent_shape=latent_shape, prior=cfg.prior, corrector=corrector, batch_size=cfg.batch_size,
                   device=device, seed=cfg.seed, progress=False)
     batch_dir = run_dir / "batches"
+    options = cfg.method_options()
     if cfg.method in REFINERS:
+        if any(is_auto(v) for v in options.values()):  # choose once (rank 0), then every batch uses the same values
+            options = distributed.on_main(
+                lambda: tune_once(run_dir, cfg, generator, critic, labels, common, options, progress))
         todo = distributed.on_main(lambda: _pending(batch_dir, cfg.num_imgs))  # one listing for every rank
-        options = {**cfg.method_options(), **distributed.on_main(
-            lambda: shared_statistics(cfg, generator, critic, common))}
+        options = {**options, **distributed.on_main(lambda: shared_statistics(cfg, generator, critic, common, options))}
         mine = distributed.shard(list(todo.split(cfg.batch_size)), ctx.rank, ctx.world_size)
         with tqdm(total=sum(len(ids) for ids in mine), desc=f"{cfg.method} ({run_dir.name})",
                   disable=None if progress else True) as bar:
@@ -115,10 +120,10 @@ def _run(cfg: RunConfig, ctx: distributed.Context, config_path: str | Path | Non
         distributed.barrier()  # every batch is on disk before rank 0 merges
     elif ctx.is_main and not (batch_dir / "selection.pt").exists():
         # selection is sequential in its proposals (DRS's running maximum): rank 0 selects, the others wait
-        real = _real_samples(cfg) if cfg.method == "mhgan" else None
+        real = _real_samples(cfg, cfg.real_samples) if cfg.method == "mhgan" else None
         began = time.perf_counter()
         res = select(generator, critic, cfg.num_imgs, method=cfg.method, labels=labels, real=real,
-                     **{k: v for k, v in common.items() if k != "progress"}, progress=progress, **cfg.method_options())
+                     **{k: v for k, v in common.items() if k != "progress"}, progress=progress, **options)
         io.torch_save({"ids": torch.arange(cfg.num_imgs), "steps": [0], "z": res.z[None], "x": res.x[None],
                        "logits": res.logits[None], "info": {"acceptance_rate": res.acceptance_rate, **res.info}},
                       batch_dir / "selection.pt")
@@ -128,17 +133,34 @@ def _run(cfg: RunConfig, ctx: distributed.Context, config_path: str | Path | Non
     return run_dir
 
 
-def shared_statistics(cfg: RunConfig, generator: Any, critic: Any, common: dict[str, Any]) -> dict[str, Any]:
+def shared_statistics(cfg: RunConfig, generator: Any, critic: Any, common: dict[str, Any],
+                      options: dict[str, Any]) -> dict[str, Any]:
     """Options every batch shares, computed once for the whole run: DOT's ``k_eff`` (unless the config
     sets it), from the run's seed and, for a conditional run, all its classes. Passing it to each batch
     keeps batches (and ranks) from estimating their own."""
-    if cfg.method != "dot" or cfg.method_options().get("k_eff") is not None:
+    if cfg.method != "dot" or options.get("k_eff") is not None:
         return {}
     classes = None if cfg.num_classes is None else torch.arange(cfg.num_classes)
     res = refine(generator, critic, n=1 if classes is None else len(classes), method="dot", space=cfg.space,
                  labels=classes, save_interval=None, keep_samples=False, **common,
-                 **{**cfg.method_options(), "steps": 0})
+                 **{**options, "steps": 0})
     return {"k_eff": res.info["k_eff"]}
+
+
+def tune_once(run_dir: Path, cfg: RunConfig, generator: Any, critic: Any, labels: torch.Tensor | None,
+              common: dict[str, Any], options: dict[str, Any], progress: bool) -> dict[str, Any]:
+    """Resolve "auto" options with one pilot (:func:`dgflow.autotune`); kept in ``auto.json`` for resumes."""
+    path = run_dir / "auto.json"
+    if path.exists():
+        return json.loads(path.read_text())["options"]
+    heldout = _real_samples(cfg, cfg.heldout_real, seed_offset=40_000) if cfg.heldout_real else None
+    classes = None if labels is None else torch.arange(cfg.num_classes)
+    chosen, evidence = autotune(generator, critic, cfg.method, labels=classes, heldout=heldout, **common, **options)
+    io.write_json(path, {"options": chosen, "auto": evidence})
+    plot_pilot(evidence, run_dir / "auto.png")
+    if progress:
+        print(f"{run_dir.name}: auto: {evidence['reason']}", flush=True)
+    return chosen
 
 
 def _claim(run_dir: Path, cfg: RunConfig, overwrite: bool) -> None:
@@ -208,6 +230,9 @@ def finish(run_dir: Path, cfg: RunConfig, progress: bool = True,
     infos = [p["info"] for p in parts if p.get("info")]
     if infos:
         metrics["info"] = infos[0] if len(infos) == 1 else {"per_batch": infos}
+    if (run_dir / "auto.json").exists():
+        evidence = json.loads((run_dir / "auto.json").read_text())["auto"]
+        metrics["auto"] = {k: evidence[k] for k in ("chosen", "reason", "level", "level_source")}
     io.write_json(run_dir / "metrics.json", metrics)
     plot_metrics(metrics, run_dir / "metrics.png")
     if len(frames) > 1:
@@ -306,16 +331,18 @@ def load_real_images(cfg: RunConfig, split: str) -> torch.Tensor:
     return loaders[cfg.dataset](resolve_path(cfg.data_root), split=split)[0]
 
 
-def _real_samples(cfg: RunConfig) -> torch.Tensor:
+def _real_samples(cfg: RunConfig, count: int, seed_offset: int = 20_000) -> torch.Tensor:
+    """``count`` held-out real samples (MH-GAN's chains and calibration, the "auto" stopping level)."""
     if cfg.dataset in ("25gaussians", "swissroll"):
         from .toy.data import sample_toy
 
-        return sample_toy(cfg.dataset, cfg.real_samples, seed=20_000 + cfg.seed)
+        return sample_toy(cfg.dataset, count, seed=seed_offset + cfg.seed)
     if cfg.data_root is None:
-        raise ValueError("MH-GAN needs held-out real samples: set data_root (and dataset: mnist or cifar10), "
-                         "or use a 2-D dataset")
+        raise ValueError("held-out real samples (MH-GAN, heldout_real) need the data: set data_root (and dataset: "
+                         "mnist or cifar10), or use a 2-D dataset")
     real = load_real_images(cfg, "test")
-    return real[torch.randperm(len(real), generator=torch.Generator().manual_seed(cfg.seed))[:cfg.real_samples]]
+    generator = torch.Generator().manual_seed(cfg.seed + seed_offset - 20_000)  # MH-GAN: the seed as before
+    return real[torch.randperm(len(real), generator=generator)[:count]]
 
 
 def save_grid(x: torch.Tensor, path: Path, title: str = "", max_images: int = 64) -> None:
@@ -364,6 +391,11 @@ def plot_metrics(metrics: dict[str, Any], path: Path) -> None:
 
     curves = {"mean logit": metrics["mean_logit"], **metrics["dataset"]}
     fig, axes = plt.subplots(1, len(curves), figsize=(3.2 * len(curves), 3), squeeze=False)
+    if "auto" in metrics:  # the level the "auto" stop aimed at
+        source = metrics["auto"]["level_source"]
+        axes[0][0].axhline(metrics["auto"]["level"], color="k", ls=":", lw=1,
+                           label="held-out real" if "held-out" in source else "importance-weighted real")
+        axes[0][0].legend(fontsize=7)
     for ax, (name, values) in zip(axes[0], curves.items()):
         ax.plot(metrics["steps"], values, marker="o")
         ax.set_xlabel("step")

@@ -9,8 +9,9 @@ refiner owns only the update:
     for n in range(refiner.steps):
         state = refiner.step(target, state, n, noise)
 
-``prepare`` computes statistics shared by all samples (DOT's ``k_eff``) once, before
-any batch, so results do not depend on how samples are batched.
+``prepare`` computes statistics shared by all samples (DOT's ``k_eff``, the step size and
+number of steps chosen by ``"auto"``, see :mod:`dgflow.refiners.auto`) once, before any
+batch, so results do not depend on how samples are batched.
 """
 
 from __future__ import annotations
@@ -46,12 +47,19 @@ class Refiner:
     def step(self, target: Target, state: Any, n: int, noise: SampleNoise) -> NamedTuple:
         raise NotImplementedError
 
+    def logit_grad(self, target: Target, state: Any) -> Tensor | None:
+        """``grad_z d(g(z))`` at ``state`` when the state holds it (for the automatic step size)."""
+        return getattr(state, "grad", None)
+
     def needs_grad(self, n: int) -> bool:
         """Whether the state after step ``n`` needs ``grad_z d`` (not after the last step)."""
         return n + 1 < self.steps
 
     def options(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        if isinstance(out.get("heldout"), Tensor):  # data, not a setting: the evidence in info["auto"] names it
+            out["heldout"] = None
+        return out
 
 
 def per_sample(s: Tensor, like: Tensor) -> Tensor:
@@ -77,9 +85,22 @@ def check_positive(name: str, value: float, allow_zero: bool = False) -> None:
         raise ValueError(f"{name} must be {need}, got {value!r}")
 
 
-def check_steps(steps: int) -> None:
+def check_steps(steps: int | str) -> None:
+    if isinstance(steps, str):
+        if steps.lower() != "auto":
+            raise ValueError(f"steps must be a whole number >= 0 or 'auto', got {steps!r}")
+        return
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be a whole number >= 0, got {steps!r}")
+
+
+def check_step_size(name: str, value: float | str) -> None:
+    """A positive finite step size, or ``"auto"``."""
+    if isinstance(value, str):
+        if value.lower() != "auto":
+            raise ValueError(f"{name} must be a finite number > 0 or 'auto', got {value!r}")
+        return
+    check_positive(name, value)
 
 
 def build(registry: dict[str, type], kind: str, method: str, options: dict[str, Any]) -> Any:

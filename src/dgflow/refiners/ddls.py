@@ -13,20 +13,23 @@ Driven Latent Sampling", NeurIPS 2020.
 With an optimal discriminator the stationary law of ``g(z)`` is the data law; the
 Metropolis correction makes the chain exact for any step size (it requires
 ``noise_scale = 1``). Runs in latent space only (``log p_g(x)`` is unknown in data space).
+``eps="auto"`` / ``steps="auto"``: chosen once from a pilot run (:mod:`dgflow.refiners.auto`;
+``eps`` for a Metropolis acceptance rate of 0.574, the optimum of MALA).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
 from ..rng import SampleNoise
 from ..target import Target
-from .base import Refiner, check_positive, check_steps, select_rows
+from . import auto
+from .base import DrawInitial, Refiner, check_positive, check_step_size, check_steps, select_rows
 
 
 class DDLSState(NamedTuple):
@@ -39,22 +42,39 @@ class DDLSState(NamedTuple):
 
 
 @dataclass
-class DDLS(Refiner):
-    eps: float = 0.01
-    steps: int = 100
+class DDLS(auto.AutoOptions, Refiner):
+    eps: float | str = 0.01
+    steps: int | str = 100
     noise_scale: float = 1.0
     decay: float = 1.0
     metropolis: bool = False
     name = "ddls"
 
     def __post_init__(self) -> None:
-        check_positive("eps", self.eps)
+        check_step_size("eps", self.eps)
         check_positive("noise_scale", self.noise_scale, allow_zero=True)
         check_positive("decay", self.decay)
         check_steps(self.steps)
         if self.metropolis and self.noise_scale != 1.0:
             raise ValueError("DDLS with metropolis=True needs noise_scale=1 (the Metropolis test assumes "
                              f"Langevin proposals), got noise_scale={self.noise_scale}")
+        self.check_auto_options()
+
+    def prepare(self, draw: DrawInitial) -> dict[str, Any]:
+        return auto.tune(self, draw, "eps", auto.grid(0.01, -3, 2), criterion="mala") if self.wants_auto("eps") else {}
+
+    def logit_grad(self, target: Target, state: DDLSState) -> Tensor | None:
+        return None if state.score is None else state.score - target.prior.score(state.z)
+
+    def log_acceptance(self, state: DDLSState, new: DDLSState, n: int) -> Tensor | None:
+        """``log`` of the Metropolis acceptance ratio of the move ``state -> new`` (a Langevin proposal)."""
+        if state.score is None or new.score is None:
+            return None
+        eps = self.eps * self.decay**n
+        var = eps * self.noise_scale**2 if self.noise_scale > 0 else eps
+        log_q_forward = -(new.z - (state.z + 0.5 * eps * state.score)).flatten(1).pow(2).sum(1) / (2 * var)
+        log_q_reverse = -(state.z - (new.z + 0.5 * eps * new.score)).flatten(1).pow(2).sum(1) / (2 * var)
+        return new.log_density - state.log_density + log_q_reverse - log_q_forward
 
     def _evaluate(self, target: Target, z: Tensor, accepted: Tensor, grad: bool) -> DDLSState:
         if target.prior is None or target.transform is None:
@@ -75,10 +95,7 @@ class DDLS(Refiner):
         if not self.metropolis:
             return self._evaluate(target, target.constrain(proposal), state.accepted + 1, grad=self.needs_grad(n))
         new = self._evaluate(target, proposal, state.accepted + 1, grad=True)
-        reverse_mean = proposal + 0.5 * eps * new.score
-        log_q_forward = -(proposal - mean).flatten(1).pow(2).sum(1) / (2 * eps)
-        log_q_reverse = -(z - reverse_mean).flatten(1).pow(2).sum(1) / (2 * eps)
-        log_alpha = new.log_density - state.log_density + log_q_reverse - log_q_forward
+        log_alpha = self.log_acceptance(state, new, n)
         log_u = torch.log(noise.uniform(step=n, stream="ddls-accept", dtype=torch.float64)).to(log_alpha)
         accept = torch.nan_to_num(log_alpha, nan=-math.inf) > log_u
         return select_rows(accept, new, state)

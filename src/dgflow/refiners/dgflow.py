@@ -9,36 +9,43 @@ Ansari, Ang & Soh, "Refining Deep Generative Models via Discriminator Gradient F
 which is ``z_{n+1} = z_n - eta grad_z f'(p_g/mu) + sqrt(2 gamma eta) xi`` with
 ``s(d) = r f''(r)`` at ``r = exp(-d)`` (see :mod:`dgflow.divergences`). In data space
 (``space="data"``) the same update runs on ``x``. Latents of a bounded prior are
-clipped back into its support after each step.
+clipped back into its support after each step. ``eta="auto"`` / ``steps="auto"``: chosen
+once from a pilot run (:mod:`dgflow.refiners.auto`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from torch import Tensor
 
 from ..divergences import FDivergence, get_divergence
 from ..rng import SampleNoise
 from ..target import Evaluation, Target
-from .base import Refiner, check_positive, check_steps, per_sample
+from . import auto
+from .base import DrawInitial, Refiner, check_positive, check_step_size, check_steps, per_sample
 
 
 @dataclass
-class DGflow(Refiner):
+class DGflow(auto.AutoOptions, Refiner):
     f: str | FDivergence = "KL"
-    eta: float = 0.1
+    eta: float | str = 0.1
     gamma: float = 0.01
-    steps: int = 25
+    steps: int | str = 25
     divergence: FDivergence = field(init=False, repr=False)
     name = "dgflow"
 
     def __post_init__(self) -> None:
-        check_positive("eta", self.eta)
+        check_step_size("eta", self.eta)
         check_positive("gamma", self.gamma, allow_zero=True)
         check_steps(self.steps)
+        self.check_auto_options()
         self.divergence = get_divergence(self.f)
+
+    def prepare(self, draw: DrawInitial) -> dict[str, Any]:
+        return auto.tune(self, draw, "eta", auto.grid(0.1)) if self.wants_auto("eta") else {}
 
     def init(self, target: Target, z: Tensor) -> Evaluation:
         return target.evaluate(z, grad=self.steps > 0)

@@ -9,7 +9,8 @@ Tanaka, "Discriminator optimal transport", NeurIPS 2019.
 With a normal prior in latent space the radial part of ``grad H`` is removed (as the
 reference code does) so ``z`` stays on the typical shell; with a uniform prior ``z``
 is clipped to the box. ``space="data"`` gives target-space DOT (used for 2-D data),
-with ``k_eff`` estimated on pairs of samples ``x = g(z)``.
+with ``k_eff`` estimated on pairs of samples ``x = g(z)``. ``lr="auto"`` / ``steps="auto"``:
+chosen once from a pilot run (:mod:`dgflow.refiners.auto`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from torch import Tensor
 from ..priors import NormalPrior
 from ..rng import SampleNoise
 from ..target import Target
-from .base import DrawInitial, Refiner, check_positive, check_steps, per_sample
+from . import auto
+from .base import DrawInitial, Refiner, check_positive, check_step_size, check_steps, per_sample
 
 
 class DOTState(NamedTuple):
@@ -37,9 +39,9 @@ class DOTState(NamedTuple):
 
 
 @dataclass
-class DOT(Refiner):
-    lr: float = 0.01
-    steps: int = 10
+class DOT(auto.AutoOptions, Refiner):
+    lr: float | str = 0.01
+    steps: int | str = 10
     optimizer: str = "sgd"
     betas: tuple[float, float] = (0.0, 0.9)
     delta: float = 0.001
@@ -49,7 +51,7 @@ class DOT(Refiner):
     name = "dot"
 
     def __post_init__(self) -> None:
-        check_positive("lr", self.lr)
+        check_step_size("lr", self.lr)
         check_positive("delta", self.delta, allow_zero=True)
         check_steps(self.steps)
         if self.optimizer not in ("sgd", "adam"):
@@ -58,6 +60,7 @@ class DOT(Refiner):
             check_positive("k_eff", self.k_eff)
         if not isinstance(self.k_eff_pairs, int) or self.k_eff_pairs < 1:
             raise ValueError(f"k_eff_pairs must be a whole number >= 1, got {self.k_eff_pairs!r}")
+        self.check_auto_options()
 
     def prepare(self, draw: DrawInitial) -> dict[str, Any]:
         if self.k_eff is None:
@@ -69,7 +72,10 @@ class DOT(Refiner):
             if not self.k_eff > 0:
                 raise ValueError("DOT could not estimate k_eff: the discriminator gave the same logit for every pair; "
                                  "pass k_eff=... explicitly")
-        return {"k_eff": self.k_eff}
+        info: dict[str, Any] = {"k_eff": self.k_eff}
+        if self.wants_auto("lr"):
+            info.update(auto.tune(self, draw, "lr", auto.grid(0.01)))
+        return info
 
     def init(self, target: Target, z: Tensor) -> DOTState:
         if self.k_eff is None:

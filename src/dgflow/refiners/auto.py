@@ -1,0 +1,305 @@
+"""Automatic step size and number of steps (``eta="auto"``, ``steps="auto"``): one pilot run, before any batch.
+
+The controller of DGflow, DDLS and DOT. It runs the method on a fixed pilot set (``pilot``
+latents drawn from their own per-sample streams), so the choice does not depend on the batch
+size, and every batch then uses the same step size and number of steps::
+
+    level   d* = mean of d over held-out real samples                       (heldout=...)
+            d* = sum_i e^{d_i} d_i / sum_i e^{d_i} over the pilot's base samples   (otherwise:
+                 E_mu[d] = E_pg[e^d d] by importance weighting, because mu / p_g = e^d)
+    stop    n*(h) = the first step at which the pilot's mean logit reaches d*: the refined
+            samples then look, on average, as real to the discriminator as real data
+            (never stopping after ``max_steps``)
+    size    the largest h of a geometric grid (factor sqrt 10) that passes a trust region:
+              DGflow, DOT  n*(h) >= min_steps (no step covers more than 1/min_steps of the way
+                           from the base level to d*) and rho >= 1/2, where
+                           rho = (mean logit gained) / (gain predicted to first order,
+                           sum_i <grad d(z_i), z_i' - z_i> / M) over the first steps
+              DDLS         the mean Metropolis acceptance probability of its Langevin proposals
+                           along the pilot's first 10 (unadjusted) steps is >= 0.574, the optimal
+                           MALA rate (Roberts & Rosenthal 1998)
+
+With ``steps`` given and only the step size automatic, ``min_steps`` is that number of steps:
+the largest h that does not pass d* before the last step. With the step size given and
+``steps="auto"``, only the stop is chosen. Samples already at the level give ``steps = 0``
+(the base model unchanged). The evidence (pilot curves, level, reason) goes to
+``RefineResult.info["auto"]`` and to the ``dgflow.auto`` logger; :func:`plot_pilot` draws it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..rng import SampleNoise
+from ..target import Target
+
+AUTO = "auto"
+MALA_ACCEPTANCE = 0.574  # optimal acceptance rate of MALA (Roberts & Rosenthal 1998)
+TRUST_RATIO = 0.5  # accept a step size when the logit gains at least half its first-order prediction
+RATIO_STEPS = 5  # ... over the first steps of the pilot
+ACCEPTANCE_STEPS = 10  # MALA acceptance: averaged over the first steps of the pilot
+PILOT_SEED = 0x9D2C5680  # the pilot's noise streams (its latents come from the run's seed)
+log = logging.getLogger("dgflow.auto")
+
+
+def is_auto(value: Any) -> bool:
+    return isinstance(value, str) and value.lower() == AUTO
+
+
+def grid(default: float, low: int = -3, high: int = 1) -> list[float]:
+    """``default * 10^(k/2)`` for ``k = high .. low``: candidate step sizes, largest first."""
+    return [float(f"{default * 10 ** (k / 2):.3g}") for k in range(2 * high, 2 * low - 1, -1)]
+
+
+@dataclass
+class AutoOptions:
+    """Options of the automatic choice, shared by every refiner (keyword-only).
+
+    ``heldout``: held-out real samples (the generator's output shape) whose mean logit is the
+    stopping level; without them the level is importance-weighted from the pilot's logits.
+    ``pilot``: pilot samples. ``max_steps``: the most steps ``steps="auto"`` may choose.
+    ``min_steps``: the trust region's number of steps (see the module docstring).
+    """
+
+    heldout: Tensor | None = field(default=None, kw_only=True, repr=False)
+    pilot: int = field(default=256, kw_only=True)
+    max_steps: int = field(default=100, kw_only=True)
+    min_steps: int = field(default=10, kw_only=True)
+
+    def check_auto_options(self) -> None:
+        for name in ("pilot", "max_steps", "min_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (2 if name == "pilot" else 1):
+                raise ValueError(f"{name} must be a whole number >= {2 if name == 'pilot' else 1}, got {value!r}")
+        if self.heldout is not None:
+            if not isinstance(self.heldout, Tensor) or self.heldout.ndim < 1 or len(self.heldout) < 2:
+                raise ValueError("heldout must be a tensor of at least 2 held-out real samples shaped like the "
+                                 f"generator's output, got {type(self.heldout).__name__}")
+            if not torch.isfinite(self.heldout).all():
+                raise ValueError("heldout (held-out real samples) contains NaN or inf")
+
+    def wants_auto(self, step_option: str) -> bool:
+        return is_auto(getattr(self, step_option)) or is_auto(self.steps)  # type: ignore[attr-defined]
+
+
+# ------------------------------------------------------------------------------------ the pilot
+
+
+@dataclass
+class Trajectory:
+    """One pilot run: the mean logit after each step and the trust-region statistics."""
+
+    size: float
+    mean_logit: list[float]
+    reached: int | None  # first step at which the mean logit reached the level
+    ratio: float | None  # rho: logit gained / first-order prediction (first RATIO_STEPS steps)
+    acceptance: float | None  # mean MALA acceptance probability (DDLS)
+    accepted: bool = False
+    why: str = ""
+
+    def record(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def run_pilot(method: Any, target: Target, z0: Tensor, noise: SampleNoise, level: float, steps: int,
+              min_ratio: float | None = None) -> Trajectory:
+    """Run ``method`` (its step size set) on the pilot latents ``z0`` for ``steps`` steps, or until the level
+    (or, with ``min_ratio``, until the trust ratio of the first steps is known to be below it)."""
+    state = method.init(target, z0)
+    means = [float(state.logit.double().mean())]
+    reached = 0 if means[0] >= level else None
+    gained = predicted = 0.0
+    accept: list[float] = []
+    for n in range(steps):
+        if reached is not None:
+            break
+        new = method.step(target, state, n, noise)
+        means.append(float(new.logit.double().mean()))
+        if n < RATIO_STEPS:
+            grad = method.logit_grad(target, state)
+            if grad is not None:
+                predicted += float((grad * (new.z - state.z)).flatten(1).sum(1).double().mean())
+                gained += means[-1] - means[-2]
+        log_alpha = method.log_acceptance(state, new, n) if hasattr(method, "log_acceptance") else None
+        if log_alpha is not None:
+            accept.append(float(log_alpha.double().clamp(max=0).exp().mean()))
+        if reached is None and means[-1] >= level:
+            reached = n + 1
+        state = new
+        if min_ratio is not None and n + 1 == RATIO_STEPS and not (predicted > 0 and gained >= min_ratio * predicted):
+            break  # rejected by the trust region: no need to run on
+    ratio = gained / predicted if predicted > 0 else None
+    return Trajectory(size=0.0, mean_logit=means, reached=reached, ratio=ratio,
+                      acceptance=sum(accept) / len(accept) if accept else None)
+
+
+def stopping_level(target: Target, base_logits: Tensor, heldout: Tensor | None,
+                   batch_size: int = 500) -> tuple[float, str]:
+    """The level d* the mean logit should reach, and where it came from."""
+    if heldout is not None:
+        if target.labels is not None:
+            raise ValueError("heldout real samples with a conditional model are not supported yet (they would need "
+                             "their labels); leave heldout=None to use the importance-weighted level")
+        device = base_logits.device
+        with torch.no_grad():
+            d = torch.cat([target.discriminate(c.to(device)) for c in heldout.split(batch_size)]).double()
+        return float(d.mean()), f"mean logit of {len(heldout)} held-out real samples (sd {float(d.std()):.3g})"
+    d = base_logits.double()
+    w = torch.softmax(d, 0)
+    ess = float(1 / (w**2).sum())
+    note = "" if ess >= 20 else "; few samples carry the weight, pass heldout=... for a reliable level"
+    return float((w * d).sum()), (f"importance-weighted E_mu[d] = E_pg[e^d d] from {len(d)} pilot logits "
+                                  f"(effective sample size {ess:.0f}{note})")
+
+
+# ------------------------------------------------------------------------------------ the choice
+
+
+def tune(refiner: Any, draw: Callable[[str, int], tuple[Tensor, Target]], step_option: str,
+         candidates: Sequence[float], criterion: str = "trust-region") -> dict[str, Any]:
+    """Set ``refiner.<step_option>`` and/or ``refiner.steps`` where they are ``"auto"``; return the evidence.
+
+    ``criterion``: "trust-region" (DGflow, DOT) or "mala" (DDLS); see the module docstring.
+    """
+    z0, target = draw("auto-pilot", refiner.pilot)
+    noise = SampleNoise(PILOT_SEED, torch.arange(refiner.pilot), z0.device)
+    with torch.no_grad():
+        base = target.discriminate(target.sample(z0))
+    level, source = stopping_level(target, base, refiner.heldout)
+    auto_size, auto_steps = is_auto(getattr(refiner, step_option)), is_auto(refiner.steps)
+    horizon = refiner.max_steps if auto_steps else refiner.steps
+    need = refiner.min_steps if auto_steps else refiner.steps
+    sizes = list(candidates) if auto_size else [getattr(refiner, step_option)]
+    trials: list[Trajectory] = []
+    chosen: Trajectory | None = None
+    # MALA's acceptance is judged on a short run; the trust region on the run to the level
+    judge_steps = min(horizon, ACCEPTANCE_STEPS) if criterion == "mala" and auto_size else horizon
+    for h in sizes:
+        early_reject = TRUST_RATIO if criterion == "trust-region" and auto_size else None
+        t = _pilot(refiner, step_option, h, judge_steps, target, z0, noise, level, early_reject)
+        trials.append(t)
+        t.accepted, t.why = _judge(t, need, criterion, auto_size)
+        if t.accepted:
+            chosen = t
+            break
+    if chosen is None:  # even the smallest step size failed: take the most cautious one
+        chosen = trials[-1]
+        chosen.why += "; no candidate passed, taking the smallest"
+    if judge_steps < horizon and auto_steps:  # run the chosen step size on to the level
+        full = _pilot(refiner, step_option, chosen.size, horizon, target, z0, noise, level)
+        chosen.mean_logit, chosen.reached = full.mean_logit, full.reached
+    steps = (chosen.reached if chosen.reached is not None else horizon) if auto_steps else refiner.steps
+    if auto_size:
+        setattr(refiner, step_option, chosen.size)
+    refiner.steps = steps
+    reason = _reason(step_option, chosen, steps, level, source, auto_size, auto_steps, horizon, need, criterion)
+    log.info("%s: %s", refiner.name, reason)
+    return {"auto": {
+        "chosen": {step_option: chosen.size, "steps": steps}, "reason": reason, "level": level,
+        "level_source": source, "base_mean_logit": float(base.double().mean()), "criterion": criterion,
+        "pilot": refiner.pilot, "horizon": horizon, "min_steps": need, "step_option": step_option,
+        "trials": [t.record() for t in trials]}}
+
+
+def _pilot(refiner: Any, step_option: str, size: float, steps: int, target: Target, z0: Tensor,
+           noise: SampleNoise, level: float, min_ratio: float | None = None) -> Trajectory:
+    # one step more than run, so that every state run to carries its gradient (acceptance statistics)
+    method = dataclasses.replace(refiner, **{step_option: size, "steps": steps + 1}, heldout=None)
+    t = run_pilot(method, target, z0, noise, level, steps, min_ratio)
+    t.size = size
+    return t
+
+
+def _judge(t: Trajectory, need: int, criterion: str, auto_size: bool) -> tuple[bool, str]:
+    if not auto_size:
+        return True, "given"
+    if criterion == "mala":
+        if t.acceptance is None:
+            return False, "no acceptance statistics"
+        ok = t.acceptance >= MALA_ACCEPTANCE
+        return ok, f"acceptance {t.acceptance:.3f} {'>=' if ok else '<'} {MALA_ACCEPTANCE}"
+    if t.reached is not None and t.reached < need:
+        if t.reached == 0:
+            return True, "base samples already at the level"
+        return False, f"reached the level in {t.reached} < {need} steps (steps too large)"
+    if t.ratio is None or t.ratio < TRUST_RATIO:
+        shown = "none" if t.ratio is None else f"{t.ratio:.2f}"
+        return False, f"rho {shown} < {TRUST_RATIO} (the logit gained less than half its linear prediction)"
+    where = f"reached the level at step {t.reached}" if t.reached is not None else "did not reach the level"
+    return True, f"{where}; rho {t.ratio:.2f}"
+
+
+def _reason(opt: str, t: Trajectory, steps: int, level: float, source: str, auto_size: bool, auto_steps: bool,
+            horizon: int, need: int, criterion: str) -> str:
+    parts = []
+    if auto_size:
+        rule = (f"largest of the grid with MALA acceptance >= {MALA_ACCEPTANCE}" if criterion == "mala" else
+                f"largest of the grid taking >= {need} steps to the level with rho >= {TRUST_RATIO}")
+        parts.append(f"{opt}={t.size:g} ({rule}: {t.why})")
+    if auto_steps:
+        if t.reached is None:
+            parts.append(f"steps={steps} (the pilot's mean logit did not reach the level {level:.3f} within "
+                         f"{horizon} steps; capped at max_steps)")
+        else:
+            parts.append(f"steps={steps} (the pilot's mean logit reached the level {level:.3f} at that step)")
+    return "; ".join(parts) + f"; level: {source}"
+
+
+# ------------------------------------------------------------------------------------ reporting
+
+
+def plot_pilot(auto: dict[str, Any], path: str | Path, title: str = "") -> None:
+    """Mean logit vs steps of every pilot run, the stopping level and the chosen stop (``info["auto"]``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .. import io
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    opt = auto["step_option"]
+    for t in auto["trials"]:
+        style = {"lw": 2.2} if t["accepted"] else {"lw": 1, "alpha": 0.7, "ls": "--"}
+        ax.plot(range(len(t["mean_logit"])), t["mean_logit"], label=f"{opt}={t['size']:g}", **style)
+    ax.axhline(auto["level"], color="k", lw=1, ls=":", label="level (held-out real)" if "held-out" in
+               auto["level_source"] else "level (importance-weighted)")
+    ax.axvline(auto["chosen"]["steps"], color="tab:red", lw=1, alpha=0.6, label=f"stop: {auto['chosen']['steps']}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("mean logit of pilot samples")
+    ax.set_title(title or f"auto: {opt}={auto['chosen'][opt]:g}, steps={auto['chosen']['steps']}", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    io.save_figure(fig, path, dpi=110)
+    plt.close(fig)
+
+
+def autotune(generator: Any, discriminator: Any, method: str = "dgflow", *, labels: Tensor | None = None,
+             **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Only the pilot of ``dgflow.refine(..., eta="auto", steps="auto")``: returns the method's options with
+    every ``"auto"`` replaced by the value chosen, and the evidence (``info["auto"]``).
+
+    For runs split over several ``refine`` calls (the config runner, several processes): tune once,
+    then pass the returned options to every call. ``kwargs`` are :func:`dgflow.refine`'s (``latent_shape``,
+    ``prior``, ``corrector``, ``seed``, ``device``, the method's options, ...); ``labels``: the classes of a
+    conditional model.
+    """
+    from ..api import refine
+
+    for key in ("z", "n", "sample_ids", "save_interval", "keep_samples"):
+        if key in kwargs:
+            raise TypeError(f"autotune takes no {key!r}: it draws its own pilot samples")
+    n = 1 if labels is None else len(labels)
+    res = refine(generator, discriminator, method=method, n=n, labels=labels, save_interval=None,
+                 keep_samples=False, **kwargs)
+    options = dict(res.options)
+    options.pop("heldout", None)
+    return options, res.info.get("auto", {})

@@ -1,0 +1,191 @@
+"""The automatic step size and number of steps (``eta="auto"``, ``steps="auto"``), against closed forms.
+
+Closed-form case (conftest.AffineGaussianCase): p_Z = N(0, I), g(z) = A z + b, mu = N(m, s^2 I),
+exact logit d. Then d(g(z)) = log mu(A z + b) + |z|^2 / 2 + const, and one DGflow (KL) step
+
+    z' = z + eta (z - A^T (A z + b - m) / s^2) + sqrt(2 gamma eta) xi = M z + c + sqrt(2 gamma eta) xi
+
+is linear, so the law of z_n stays Gaussian: mean' = M mean + c, cov' = M cov M^T + 2 gamma eta I.
+E_{q_n}[d] and KL(q_n || mu) of x_n = A z_n + b follow exactly, and so do the stopping step of the
+controller (first n with E_{q_n}[d] >= E_mu[d]) and the step that minimises KL(q_n || mu).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import dgflow
+from dgflow.config import validate
+from dgflow.refiners.auto import MALA_ACCEPTANCE, grid
+from dgflow.runner import run
+
+GAMMA = 0.01
+
+
+def exact_path(case, eta: float, steps: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """(E_{q_n}[d], KL(q_n || mu)) for n = 0..steps, and the level E_mu[d] = KL(mu || p_g)."""
+    A, b, m, s, k = case.A, case.b, case.m, case.s, case.k
+    M = np.eye(k) + eta * (np.eye(k) - A.T @ A / s**2)
+    c = eta * A.T @ (m - b) / s**2
+    P = np.linalg.inv(A @ A.T)
+    log_det_a = np.log(abs(np.linalg.det(A)))
+
+    def mean_logit(mx, Sx):  # E[d(x)], x ~ N(mx, Sx)
+        return (-(np.trace(Sx) + (mx - m) @ (mx - m)) / (2 * s**2) - k * np.log(s)
+                + 0.5 * (np.trace(P @ Sx) + (mx - b) @ P @ (mx - b)) + log_det_a)
+
+    mean, cov = np.zeros(k), np.eye(k)
+    logits, kls = [], []
+    for _ in range(steps + 1):
+        mx, Sx = A @ mean + b, A @ cov @ A.T
+        logits.append(mean_logit(mx, Sx))
+        kls.append(0.5 * (np.trace(Sx) / s**2 + (m - mx) @ (m - mx) / s**2 - k + 2 * k * np.log(s)
+                          - np.linalg.slogdet(Sx)[1]))
+        mean, cov = M @ mean + c, M @ cov @ M.T + 2 * GAMMA * eta * np.eye(k)
+    return np.array(logits), np.array(kls), mean_logit(m, s**2 * np.eye(k))
+
+
+def first_reach(logits: np.ndarray, level: float) -> int | None:
+    hits = np.nonzero(logits >= level)[0]
+    return int(hits[0]) if len(hits) else None
+
+
+def heldout_from_mu(case, n: int = 20_000) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(123)
+    return (torch.tensor(case.m) + case.s * torch.randn(n, case.k, generator=gen, dtype=torch.float64)).float()
+
+
+@pytest.mark.parametrize("heldout", [True, False], ids=["heldout", "importance-weighted"])
+def test_stop_is_the_exact_crossing_and_near_the_kl_optimum(gauss_case, heldout):
+    eta = 0.03
+    logits, kls, level = exact_path(gauss_case, eta, 100)
+    n_exact = first_reach(logits, level)
+    res = dgflow.refine(gauss_case.generator, gauss_case.discriminator, n=8, latent_shape=(2,), eta=eta,
+                        gamma=GAMMA, steps="auto", pilot=4000, heldout=heldout_from_mu(gauss_case) if heldout else None,
+                        progress=False, save_interval=None)
+    auto = res.info["auto"]
+    # the level: exact E_mu[d]; Monte Carlo with 20,000 held-out or 4,000 importance-weighted pilot
+    # logits (logit sd ~0.7, ESS > 1,000): standard error < 0.025, so 0.08 is > 3 standard errors
+    assert auto["level"] == pytest.approx(level, abs=0.08)
+    # near the crossing the exact mean logit rises ~0.03 per step and the pilot mean has standard
+    # error ~0.7 / sqrt(4000) = 0.011 (+ the level's error): within 3 steps of the exact crossing
+    assert abs(auto["chosen"]["steps"] - n_exact) <= 3
+    assert res.options["steps"] == auto["chosen"]["steps"] and res.steps == [auto["chosen"]["steps"]]
+    # the criterion on this case: the stop loses little against the KL-optimal step (computed exactly)
+    n_best = int(np.argmin(kls))
+    assert abs(n_exact - n_best) <= 0.2 * n_best
+    assert kls[auto["chosen"]["steps"]] <= 1.25 * kls[n_best] + 0.005
+    assert kls[auto["chosen"]["steps"]] < 0.1 * kls[0]
+
+
+def test_auto_eta_is_the_largest_step_that_takes_min_steps_to_the_level(gauss_case):
+    res = dgflow.refine(gauss_case.generator, gauss_case.discriminator, n=8, latent_shape=(2,), eta="auto",
+                        gamma=GAMMA, steps="auto", pilot=2000, heldout=heldout_from_mu(gauss_case), min_steps=10,
+                        progress=False, save_interval=None)
+    auto = res.info["auto"]
+    # exact crossings per grid step size, largest first (None: never; eta = 1 diverges on these
+    # cases, the trust ratio must reject it); the controller must pick the first one whose crossing
+    # is >= 10 steps, unless it sits within 2 steps of the threshold (there the pilot's Monte Carlo
+    # error, see above, may decide either way)
+    crossings = {h: first_reach(*exact_path(gauss_case, h, 300)[::2]) for h in grid(0.1)}
+    expected = next(h for h, n in crossings.items() if n is not None and n >= 10)
+    assert auto["trials"][0]["size"] == 1.0 and not auto["trials"][0]["accepted"]
+    if abs(crossings[expected] - 10) > 2:
+        assert auto["chosen"]["eta"] == expected, crossings
+    assert res.options["eta"] == auto["chosen"]["eta"]
+    assert abs(auto["chosen"]["steps"] - crossings[auto["chosen"]["eta"]]) <= 3
+    assert [t["size"] for t in auto["trials"]] == grid(0.1)[:len(auto["trials"])]
+    assert auto["trials"][-1]["accepted"] and not any(t["accepted"] for t in auto["trials"][:-1])
+    # with an exact, smooth logit the first-order prediction of the gain holds (trust ratio ~ 1)
+    assert 0.8 < auto["trials"][-1]["ratio"] < 1.2
+    assert "eta=" in auto["reason"] and "held-out" in auto["reason"]
+
+
+def test_choice_does_not_depend_on_batch_size(row_models):
+    g, d = row_models
+    runs = [dgflow.refine(g, d, n=24, latent_shape=(2,), eta="auto", steps="auto", pilot=64, max_steps=30,
+                          batch_size=b, progress=False, save_interval=None) for b in (5, 24)]
+    assert runs[0].info["auto"] == runs[1].info["auto"]
+    assert runs[0].options == runs[1].options
+    assert torch.equal(runs[0].x, runs[1].x)
+    # and the same as refining with the chosen values given explicitly
+    fixed = dgflow.refine(g, d, n=24, latent_shape=(2,), progress=False, save_interval=None,
+                          **{k: v for k, v in runs[0].options.items() if k in ("f", "eta", "gamma", "steps")})
+    assert torch.equal(fixed.x, runs[0].x)
+
+
+def test_samples_already_at_the_level_are_left_alone(identity_case):
+    far = torch.full((50, 2), 6.0)  # d is very low there, so the base samples are above that level
+    res = dgflow.refine(identity_case.generator, identity_case.discriminator, n=16, latent_shape=(2,), eta="auto",
+                        steps="auto", heldout=far, pilot=64, progress=False, save_interval=None)
+    assert res.info["auto"]["chosen"]["steps"] == 0
+    _, base = dgflow.generate(identity_case.generator, 16, latent_shape=(2,))
+    assert torch.equal(res.x, base)
+
+
+def test_ddls_eps_is_the_largest_with_mala_acceptance_above_the_optimum(identity_case, monkeypatch):
+    res = dgflow.refine(identity_case.generator, identity_case.discriminator, n=8, latent_shape=(2,), method="ddls",
+                        eps="auto", steps=30, pilot=512, progress=False, save_interval=None)
+    trials = res.info["auto"]["trials"]
+    assert trials[-1]["accepted"] and trials[-1]["acceptance"] >= MALA_ACCEPTANCE
+    assert all(t["acceptance"] < MALA_ACCEPTANCE for t in trials[:-1])
+    assert res.options["eps"] == trials[-1]["size"] and res.options["steps"] == 30
+    # the statistic is MALA's acceptance probability: judged on the first step only, it must match the
+    # acceptance rate of one Metropolis-adjusted step from other draws of the same starting law
+    # (standard errors <= 0.5/sqrt(512) = 0.022 and 0.5/sqrt(4096) = 0.008: 0.07 is > 3 of them)
+    monkeypatch.setattr("dgflow.refiners.auto.ACCEPTANCE_STEPS", 1)
+    one = dgflow.refine(identity_case.generator, identity_case.discriminator, n=2, latent_shape=(2,), method="ddls",
+                        eps="auto", steps=30, pilot=512, progress=False, save_interval=None).info["auto"]["trials"]
+    for t in one[-2:]:
+        mala = dgflow.refine(identity_case.generator, identity_case.discriminator, n=4096, latent_shape=(2,),
+                             method="ddls", eps=t["size"], steps=1, metropolis=True, progress=False,
+                             save_interval=None, sample_ids=torch.arange(4096) + 10_000, batch_size=4096)
+        assert mala.info["acceptance_rate"] == pytest.approx(t["acceptance"], abs=0.07)
+
+
+def test_dot_lr_auto_records_its_choice(identity_case):
+    res = dgflow.refine(identity_case.generator, identity_case.discriminator, n=8, latent_shape=(2,), method="dot",
+                        lr="auto", steps="auto", pilot=128, max_steps=40, progress=False, save_interval=None)
+    auto = res.info["auto"]
+    assert res.options["lr"] == auto["chosen"]["lr"] and res.options["steps"] == auto["chosen"]["steps"] <= 40
+    assert "k_eff" in res.info and auto["step_option"] == "lr"
+
+
+def test_bad_auto_options_name_the_problem(identity_case):
+    g, d = identity_case.generator, identity_case.discriminator
+    with pytest.raises(ValueError, match="eta must be a finite number > 0 or 'auto'"):
+        dgflow.refine(g, d, n=2, latent_shape=(2,), eta="fast")
+    with pytest.raises(ValueError, match="steps must be a whole number >= 0 or 'auto'"):
+        dgflow.refine(g, d, n=2, latent_shape=(2,), steps="many")
+    with pytest.raises(ValueError, match="pilot must be a whole number >= 2"):
+        dgflow.refine(g, d, n=2, latent_shape=(2,), eta="auto", pilot=1)
+    with pytest.raises(ValueError, match="heldout .* contains NaN"):
+        dgflow.refine(g, d, n=2, latent_shape=(2,), eta="auto", heldout=torch.full((4, 2), float("nan")))
+    with pytest.raises(TypeError, match="autotune takes no 'n'"):
+        dgflow.autotune(g, d, n=3, latent_shape=(2,), eta="auto")
+    with pytest.raises(ValueError, match="eta must be a int or float or 'auto'"):
+        validate({"gen_type": "x", "disc_type": "y", "eta": "fast"})
+
+
+def test_runner_tunes_once_and_plots_the_level(tmp_path):
+    cfg = validate({"dataset": "25gaussians", "gen_type": "mlp_generator", "gen_path": "pkg:toy/weights/25gaussians.pt",
+                    "disc_type": "mlp_discriminator", "disc_path": "pkg:toy/weights/25gaussians.pt", "z_dim": 2,
+                    "normalize_critic": True, "eta": "auto", "steps": "auto", "heldout_real": 200,
+                    "options": {"pilot": 64, "max_steps": 40}, "save_interval": 5, "num_imgs": 40, "batch_size": 16,
+                    "name": "a", "exp_root": str(tmp_path)})
+    run_dir = run(cfg, progress=False)
+    record = json.loads((run_dir / "auto.json").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["steps"][-1] == record["options"]["steps"] == record["auto"]["chosen"]["steps"]
+    assert metrics["auto"]["level"] == record["auto"]["level"] and "200 held-out" in metrics["auto"]["level_source"]
+    assert (run_dir / "auto.png").stat().st_size > 0 and (run_dir / "metrics.png").stat().st_size > 0
+    # a resumed run reuses the recorded choice (no second pilot)
+    (run_dir / "auto.json").write_text(json.dumps({**record, "options": {**record["options"], "steps": 1}}))
+    for f in (run_dir / "batches").glob("*.pt"):
+        f.unlink()
+    run(cfg, progress=False)
+    assert json.loads((run_dir / "metrics.json").read_text())["steps"] == [0, 1]
