@@ -47,7 +47,7 @@ _NOT_IN_FINGERPRINT = {"exp_root", "name", "device", "batch_size", "keep_samples
                        "fid_ref", "classifier_path", "inception_weights", "max_batch_size", "memory_budget_gib"}
 # speed options that change the numbers (within a tolerance): in the fingerprint only when set, so
 # runs made before they existed keep their fingerprint
-_ONLY_WHEN_SET = {"autocast": None, "compile": False, "channels_last": False}
+_ONLY_WHEN_SET = {"autocast": None, "compile": False, "channels_last": False, "heldout_real": 0}
 
 
 def fingerprint(cfg: RunConfig) -> str:
