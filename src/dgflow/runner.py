@@ -41,8 +41,9 @@ _NOT_IN_FINGERPRINT = {"exp_root", "name", "device", "batch_size", "keep_samples
                        "fid_ref", "classifier_path"}
 
 
-def fingerprint(cfg: RunConfig) -> str:
-    items = {k: v for k, v in cfg.to_dict().items() if k not in _NOT_IN_FINGERPRINT}
+def fingerprint(cfg: RunConfig, exclude: set[str] = _NOT_IN_FINGERPRINT) -> str:
+    """A hash of the keys that change the samples (a run resumes only under the same fingerprint)."""
+    items = {k: v for k, v in cfg.to_dict().items() if k not in exclude}
     return hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -94,15 +95,15 @@ def run(cfg: RunConfig, config_path: str | Path | None = None, progress: bool = 
     return run_dir
 
 
-def _claim(run_dir: Path, cfg: RunConfig, overwrite: bool) -> None:
+def _claim(run_dir: Path, cfg: RunConfig, overwrite: bool, exclude: set[str] = _NOT_IN_FINGERPRINT) -> None:
     """Create the run folder, or check that an existing one belongs to the same configuration."""
     stamp = run_dir / "fingerprint.txt"
-    mine = fingerprint(cfg)
+    mine = fingerprint(cfg, exclude)
     if stamp.exists() and stamp.read_text().strip() != mine:
         if not overwrite:
             raise ValueError(f"{run_dir} holds a run with a different configuration; set another name/exp_root, "
                              "or pass --overwrite to discard it")
-        for f in (run_dir / "batches").glob("*.pt"):
+        for f in (run_dir / "batches").rglob("*.pt"):
             f.unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
     io.write_text(run_dir / "config.yml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
