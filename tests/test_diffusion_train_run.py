@@ -93,6 +93,17 @@ def test_image_networks_shapes_and_gradients(arch, kwargs, shape):
         model(torch.randn(2, 1, 16, 16), torch.ones(2))
 
 
+def test_fourier_features_are_saved_with_the_weights():
+    a = build_model("mlp_time_discriminator", fourier=8, fourier_scale=5.0)
+    assert a.fourier_B.shape == (2, 4) and "fourier_B" in a.state_dict()
+    b = build_model("mlp_time_discriminator", fourier=8, fourier_scale=5.0)
+    b.load_state_dict(a.state_dict())
+    x, s = torch.randn(4, 2), torch.ones(4)
+    assert torch.equal(a(x, s), b(x, s))
+    with pytest.raises(ValueError, match="fourier must be an even"):
+        build_model("mlp_time_discriminator", fourier=3)
+
+
 def test_conditional_models_need_labels():
     with pytest.raises(ValueError, match="class-conditional"):
         build_model("mlp_time_discriminator", n_classes=3)(torch.zeros(2, 2), torch.ones(2))

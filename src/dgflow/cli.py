@@ -79,7 +79,8 @@ def _cmd_train_diffusion(args: argparse.Namespace) -> int:
         out = train_diffusion_run(args.dataset, args.out, lr=args.lr or 1e-3, **common)
     else:
         out = train_tdisc_run(args.denoiser, args.dataset, args.out, arch=args.arch, classifier_path=args.classifier,
-                              fake_samples=args.fake_samples, steps=args.steps, lr=args.lr or 3e-4, **common)
+                              fake_samples=args.fake_samples, steps=args.steps, lr=args.lr or 3e-4,
+                              fourier=args.fourier, fourier_scale=args.fourier_scale, **common)
     print(f"saved {out}")
     return 0
 
@@ -237,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     tdisc.add_argument("--fake-samples", type=int, default=5000, help="samples drawn from the denoiser "
                        "(default: %(default)s)")
     tdisc.add_argument("--steps", type=int, default=18, help="EDM sampler steps for them (default: %(default)s)")
+    tdisc.add_argument("--fourier", type=int, default=0, help="2-D MLP: random Fourier input features, e.g. 64 "
+                       "for 25 Gaussians (default: %(default)s, none)")
+    tdisc.add_argument("--fourier-scale", type=float, default=5.0, help="their frequency scale (default: %(default)s)")
     tdisc.set_defaults(func=_cmd_train_diffusion)
 
     smp = sub.add_parser("sample", help="sample a diffusion model with the EDM sampler and Discriminator Guidance, "

@@ -165,10 +165,11 @@ def train_tdisc_run(denoiser_path: str | Path, dataset: str, out_dir: str | Path
                     arch: str = "auto", classifier_path: str | Path | None = None, width: int | None = None,
                     conditional: bool = False, fake_samples: int = 5000, steps: int = 18, iterations: int = 2000,
                     batch_size: int = 128, lr: float = 3e-4, seed: int = 0, progress: bool = True,
-                    sample_batch: int = 500) -> Path:
+                    sample_batch: int = 500, fourier: int = 0, fourier_scale: float = 5.0) -> Path:
     """``dgflow train tdisc``: draw ``fake_samples`` from the denoiser (plain EDM sampler, seed
     ``seed + 7919`` so they differ from evaluation samples), then train the time-dependent
-    discriminator on real vs generated (``arch``: ``mlp``, ``conv``, ``classifier`` or ``auto``)."""
+    discriminator on real vs generated (``arch``: ``mlp``, ``conv``, ``classifier`` or ``auto``;
+    ``fourier`` / ``fourier_scale``: the MLP's random Fourier input features)."""
     from ..diffusion import guide
     from ..zoo import build_model, load_checkpoint, save_checkpoint
 
@@ -184,7 +185,8 @@ def train_tdisc_run(denoiser_path: str | Path, dataset: str, out_dir: str | Path
         arch = "mlp" if dataset in TOY else ("classifier" if classifier_path else "conv")
     n_cls = n_classes if conditional else 0
     if arch == "mlp":
-        name, cfg = "mlp_time_discriminator", {"dim": real.shape[1], "width": width or 128, "n_classes": n_cls}
+        name, cfg = "mlp_time_discriminator", {"dim": real.shape[1], "width": width or 128, "n_classes": n_cls,
+                                               "fourier": fourier, "fourier_scale": fourier_scale}
     elif arch == "conv":
         name, cfg = "conv_time_discriminator", {"channels": real.shape[1], "image_size": real.shape[-1],
                                                 "width": width or 16, "n_classes": n_cls}

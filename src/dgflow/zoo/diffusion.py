@@ -184,13 +184,24 @@ class _TimeDiscriminator(nn.Module):
 
 
 class MLPTimeDiscriminator(_TimeDiscriminator):
-    """``d(x, sigma, labels)`` for points: MLP on ``[x / sqrt(sigma^2 + sd^2), emb]``, SiLU."""
+    """``d(x, sigma, labels)`` for points: MLP on ``[x / sqrt(sigma^2 + sd^2), emb]``, SiLU.
 
-    def __init__(self, *, dim: int = 2, width: int = 128, depth: int = 3, sigma_data: float = 0.5, n_classes: int = 0):
+    ``fourier > 0`` adds random Fourier features ``sin / cos(2 pi B x_in)`` of the scaled input,
+    ``B ~ N(0, fourier_scale^2)`` fixed at construction (saved with the weights; Tancik et al.
+    2020): an MLP then resolves structure much finer than the data's scale (the 25-Gaussians
+    modes are 0.035 wide in input units) in a few thousand steps.
+    """
+
+    def __init__(self, *, dim: int = 2, width: int = 128, depth: int = 3, sigma_data: float = 0.5, n_classes: int = 0,
+                 fourier: int = 0, fourier_scale: float = 10.0):
         _check_int(dim=dim, width=width, depth=depth, n_classes=n_classes)
+        if isinstance(fourier, bool) or not isinstance(fourier, int) or fourier < 0 or fourier % 2:
+            raise ValueError(f"fourier must be an even whole number >= 0 (features, sin and cos), got {fourier!r}")
         super().__init__(width, width, sigma_data, n_classes)
         self.dim = dim
-        layers: list[nn.Module] = [nn.Linear(dim + width, width), nn.SiLU()]
+        self.register_buffer("fourier_B", fourier_scale * torch.randn(dim, fourier // 2,
+                                                                      generator=torch.Generator().manual_seed(0)))
+        layers: list[nn.Module] = [nn.Linear(dim + fourier + width, width), nn.SiLU()]
         for _ in range(depth - 1):
             layers += [nn.Linear(width, width), nn.SiLU()]
         self.body = nn.Sequential(*layers)
@@ -199,7 +210,8 @@ class MLPTimeDiscriminator(_TimeDiscriminator):
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"MLPTimeDiscriminator takes points shaped [B, {self.dim}], got {tuple(x.shape)}")
         x_in, _, emb = self.embed(x, sigma)
-        return self.logit(self.body(torch.cat([x_in, emb], 1)), labels)
+        proj = 2 * math.pi * x_in @ self.fourier_B
+        return self.logit(self.body(torch.cat([x_in, proj.sin(), proj.cos(), emb], 1)), labels)
 
 
 class _ModulatedConv(nn.Module):
