@@ -95,7 +95,8 @@ def mnist(args: argparse.Namespace) -> list[dict]:
     real_clf = compute_stats(extract_features(clf, real, 500))
     inception = InceptionFeatures() if args.inception_n else None
     real_inc = compute_stats(extract_features(inception, real[:args.inception_n], 50)) if inception else None
-    variants = {"EDM (no DG)": None, **{f"DG w={w:g} (Euler)": {"w_euler": w, "w_heun": 0.0} for w in args.weights}}
+    variants = {} if args.no_base else {"EDM (no DG)": None}
+    variants.update({f"DG w={w:g} (Euler)": {"w_euler": w, "w_heun": 0.0} for w in args.weights})
     if args.boosting:
         variants["DG w=2 + boosting"] = {"w_euler": 2.0, "w_heun": 0.0, "boosting": True}
     rows = []
@@ -114,9 +115,17 @@ def mnist(args: argparse.Namespace) -> list[dict]:
         if args.grids:
             from pathlib import Path
 
-            from dgflow.runner import save_grid
+            import numpy as np
 
-            save_grid(x[:64], Path(args.grids) / f"{label.split()[0].lower()}-{label.split()[1] if opts else 'base'}.png")
+            from dgflow.runner import save_grid, to_uint8
+
+            stem = f"{label.split()[0].lower()}-{label.split()[1] if opts else 'base'}"
+            save_grid(x[:64], Path(args.grids) / f"{stem}.png")
+            def write(tmp: str, images: np.ndarray = to_uint8(x)) -> None:
+                with open(tmp, "wb") as fh:
+                    np.savez(fh, x=images)
+
+            io.write_with(Path(args.grids) / f"{stem}.npz", write)
         rows.append(row)
         print(row, flush=True)
     return rows
@@ -145,7 +154,8 @@ def main() -> None:
     m.add_argument("--inception-n", type=int, default=500, help="samples for Inception FID (0: skip)")
     m.add_argument("--weights", type=float, nargs="+", default=[1.0, 2.0])
     m.add_argument("--boosting", action="store_true")
-    m.add_argument("--grids", default=None, help="folder for 8x8 sample grids")
+    m.add_argument("--no-base", action="store_true", help="skip the unguided row (e.g. to run rows in parallel)")
+    m.add_argument("--grids", default=None, help="folder for 8x8 sample grids and the samples (npz)")
     m.add_argument("--quiet", action="store_true")
     for p in (t, m):
         p.add_argument("--threads", type=int, default=1)

@@ -234,7 +234,7 @@ def finish_sample(run_dir: Path, cfg: SampleConfig, variants: list[str], measure
                 np.savez(fh, **arrays)
 
         io.write_with(run_dir / "samples" / f"{variant}.npz", write)
-        save_grid(x, run_dir / f"grid_{variant}.png", title=f"{cfg.run_name(None)}: {variant}")
+        save_grid(x, run_dir / f"grid_{variant}.png", title=f"{run_dir.name}: {variant}")
         metrics["variants"][variant] = measure(x)
     io.write_json(run_dir / "metrics.json", metrics)
     plot_variants(metrics["variants"], run_dir / "metrics.png")
