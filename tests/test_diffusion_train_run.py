@@ -200,3 +200,19 @@ def test_shipped_configs_validate():
     assert configs
     for path in configs:
         load_sample_config(path)
+
+
+def test_train_cli_writes_loadable_checkpoints(tmp_path):
+    """`dgflow train diffusion` then `dgflow train tdisc` (a few iterations): checkpoints record their architectures."""
+    den, disc = tmp_path / "den", tmp_path / "disc"
+    assert main(["train", "diffusion", "--dataset", "swissroll", "--out", str(den), "--iterations", "5", "--width", "16",
+                 "--quiet"]) == 0
+    assert main(["train", "tdisc", "--dataset", "swissroll", "--denoiser", str(den / "checkpoint.pt"), "--out", str(disc),
+                 "--iterations", "5", "--fake-samples", "50", "--steps", "4", "--width", "16", "--fourier", "8",
+                 "--quiet"]) == 0
+    models, meta = load_checkpoint(disc / "checkpoint.pt")
+    assert type(models["discriminator"]).__name__ == "MLPTimeDiscriminator" and meta["fake_samples"] == 50
+    assert models["discriminator"].fourier_B.shape == (2, 4)
+    assert (disc / "train_log.json").is_file()
+    assert main(["train", "tdisc", "--dataset", "swissroll", "--denoiser", str(den / "checkpoint.pt"), "--out",
+                 str(disc), "--conditional", "--quiet"]) == 2  # an unconditional denoiser: a clear error
