@@ -216,3 +216,20 @@ def test_train_cli_writes_loadable_checkpoints(tmp_path):
     assert (disc / "train_log.json").is_file()
     assert main(["train", "tdisc", "--dataset", "swissroll", "--denoiser", str(den / "checkpoint.pt"), "--out",
                  str(disc), "--conditional", "--quiet"]) == 2  # an unconditional denoiser: a clear error
+
+
+def test_sample_run_on_images_conditional(tmp_path):
+    """Image runs: uint8 NHWC samples, labels kept, a grid; class-conditional models get labels 0, 1, 2, 0, ..."""
+    torch.manual_seed(0)
+    cfg_d = {"width": 8, "n_classes": 3}
+    save_checkpoint(tmp_path / "den.pt", {"denoiser": ("unet_denoiser", cfg_d, build_model("unet_denoiser", **cfg_d))})
+    save_checkpoint(tmp_path / "disc.pt", {"discriminator": ("conv_time_discriminator", cfg_d,
+                                                             build_model("conv_time_discriminator", **cfg_d))})
+    cfg = validate_sample_config({"denoiser_path": str(tmp_path / "den.pt"), "disc_path": str(tmp_path / "disc.pt"),
+                                  "num_samples": 5, "num_classes": 3, "steps": 3, "baseline": False,
+                                  "exp_root": str(tmp_path), "name": "img"})
+    run_dir = run_sample(cfg, progress=False)
+    out = np.load(run_dir / "samples" / "guided.npz")
+    assert out["x"].shape == (5, 28, 28, 1) and out["x"].dtype == np.uint8
+    assert out["labels"].tolist() == [0, 1, 2, 0, 1]
+    assert (run_dir / "grid_guided.png").is_file()
