@@ -152,7 +152,7 @@ def main() -> None:
     m.add_argument("--data", required=True)
     m.add_argument("--n", type=int, default=2000)
     m.add_argument("--inception-n", type=int, default=500, help="samples for Inception FID (0: skip)")
-    m.add_argument("--weights", type=float, nargs="+", default=[1.0, 2.0])
+    m.add_argument("--weights", type=float, nargs="*", default=[1.0, 2.0], help="Euler-stage DG weights (rows)")
     m.add_argument("--boosting", action="store_true")
     m.add_argument("--no-base", action="store_true", help="skip the unguided row (e.g. to run rows in parallel)")
     m.add_argument("--grids", default=None, help="folder for 8x8 sample grids and the samples (npz)")
