@@ -38,11 +38,12 @@ class DyingGenerator(MLPGenerator):
 '''
 
 
-def _torchrun(config: Path, cwd: Path, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def _torchrun(config: Path, cwd: Path, env_extra: dict[str, str] | None = None,
+              command: str = "refine") -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(cwd)]), "OMP_NUM_THREADS": "1",
            **(env_extra or {})}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "dgflow", "refine", "--config", str(config), "--quiet"]
+           "-m", "dgflow", command, "--config", str(config), "--quiet"]
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -144,3 +145,27 @@ def test_a_dead_rank_leaves_its_finished_batches_and_the_rerun_resumes(tmp_path)
     for step in (0, 2, 4):
         name = f"samples/step_{step:04d}.npz"
         assert (run_dir / name).read_bytes() == (ref / name).read_bytes(), name
+
+
+def test_two_gloo_ranks_sample_with_guidance_like_one_process(tmp_path):
+    """`dgflow sample` (EDM + discriminator guidance) under torchrun: same files as one process."""
+    from dgflow.diffusion.runner import run_sample, validate_sample_config
+    from dgflow.zoo import build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    spec = {"dim": 2, "width": 16, "depth": 2}
+    save_checkpoint(tmp_path / "den.pt", {"denoiser": ("mlp_denoiser", spec, build_model("mlp_denoiser", **spec))})
+    save_checkpoint(tmp_path / "disc.pt", {"discriminator": ("mlp_time_discriminator", spec,
+                                                             build_model("mlp_time_discriminator", **spec))})
+    cfg = {"denoiser_path": str(tmp_path / "den.pt"), "disc_path": str(tmp_path / "disc.pt"),
+           "dataset": "25gaussians", "num_samples": 40, "batch_size": 8, "steps": 4, "name": "s"}
+    one = run_sample(validate_sample_config({**cfg, "exp_root": str(tmp_path / "one")}), progress=False)
+    config = tmp_path / "two.yml"
+    config.write_text(yaml.safe_dump({**cfg, "exp_root": str(tmp_path / "two")}))
+    proc = _torchrun(config, tmp_path, command="sample")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = _files(one), _files(tmp_path / "two" / "s")
+    a.pop("config.yml"), b.pop("config.yml")  # names its exp_root
+    assert sorted(a) == sorted(b) and len([k for k in a if k.startswith("batches/guided/")]) == 5
+    for name in a:
+        assert a[name] == b[name], name

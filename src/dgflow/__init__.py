@@ -3,10 +3,12 @@
     import dgflow
     result = dgflow.refine(generator, discriminator, z, method="dgflow", f="KL", eta=0.1, gamma=0.01, steps=25)
     result.x            # refined samples
+    guided = dgflow.guide(denoiser, time_discriminator, n=1000, shape=(2,))   # diffusion + DG
     picked = dgflow.select(generator, discriminator, n=1000, method="drs")
 """
 
 from .api import RefineResult, generate, normalize, refine, select
+from .diffusion import GuideResult, guide
 from .divergences import DIVERGENCES, FDivergence, get_divergence
 from .priors import NormalPrior, Prior, UniformPrior, make_prior
 from .ratio import DensityRatio, self_normalized
@@ -19,7 +21,7 @@ from .speed import SpeedOptions
 __version__ = "0.1.0"
 
 __all__ = [
-    "refine", "select", "generate", "normalize", "RefineResult", "SelectResult", "DensityRatio", "self_normalized",
+    "refine", "select", "generate", "normalize", "guide", "RefineResult", "GuideResult", "SelectResult", "DensityRatio", "self_normalized",
     "FDivergence", "DIVERGENCES", "get_divergence",
     "Prior", "NormalPrior", "UniformPrior", "make_prior",
     "Refiner", "REFINERS", "autotune", "plot_pilot", "Selector", "SELECTORS", "SampleNoise", "SpeedOptions",

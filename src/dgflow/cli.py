@@ -1,4 +1,4 @@
-"""Command-line interface: ``dgflow demo``, ``dgflow refine``, ``dgflow train``, ``dgflow methods``."""
+"""Command-line interface: ``dgflow demo``, ``dgflow refine``, ``dgflow sample``, ``dgflow train``, ``dgflow methods``."""
 
 from __future__ import annotations
 
@@ -72,14 +72,38 @@ def _cmd_train_images(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_refine(args: argparse.Namespace) -> int:
+def _cmd_train_diffusion(args: argparse.Namespace) -> int:
+    import torch
+
+    from .training.diffusion import train_diffusion_run, train_tdisc_run
+
+    torch.set_num_threads(args.threads)
+    common = dict(data_root=args.data, width=args.width, conditional=args.conditional, iterations=args.iterations,
+                  batch_size=args.batch_size, seed=args.seed, progress=not args.quiet)
+    if args.what == "diffusion":
+        out = train_diffusion_run(args.dataset, args.out, lr=args.lr or 1e-3, **common)
+    else:
+        out = train_tdisc_run(args.denoiser, args.dataset, args.out, arch=args.arch, classifier_path=args.classifier,
+                              fake_samples=args.fake_samples, steps=args.steps, lr=args.lr or 3e-4,
+                              fourier=args.fourier, fourier_scale=args.fourier_scale, **common)
+    print(f"saved {out}")
+    return 0
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from .diffusion.runner import load_sample_config, run_sample
+
+    cfg = load_sample_config(args.config, _overrides(args.set))
+    run_dir = run_sample(cfg, args.config, progress=not args.quiet, overwrite=args.overwrite)
+    print(f"outputs in {run_dir}/ (samples/, metrics.json, metrics.png, grid_*.png)")
+    return 0
+
+
+def _overrides(items: list[str] | None) -> dict:
     import yaml
 
-    from .config import load_config
-    from .runner import run
-
     overrides = {}
-    for item in args.set or []:
+    for item in items or []:
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"--set takes key=value, got {item!r}")
@@ -88,7 +112,14 @@ def _cmd_refine(args: argparse.Namespace) -> int:
         except yaml.YAMLError as exc:
             raise ValueError(f"--set {item!r}: the value is not valid YAML ({exc.problem}); quote it as one "
                              "shell word, e.g. --set 'options={eps: 0.01}'") from exc
-    cfg = load_config(args.config, overrides)
+    return overrides
+
+
+def _cmd_refine(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .runner import run
+
+    cfg = load_config(args.config, _overrides(args.set))
     run_dir = run(cfg, args.config, progress=not args.quiet, overwrite=args.overwrite)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one report
         print(f"outputs in {run_dir}/ (samples/, metrics.json, metrics.png, grid_step_*.png, refinement.gif)")
@@ -132,7 +163,7 @@ def torch_threads_default() -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dgflow", description="Refine samples of deep generative models "
-                                     "with a discriminator (DGflow, DDLS, DOT, DRS, MH-GAN).")
+                                     "with a discriminator (DGflow, DDLS, DOT, DRS, MH-GAN; Discriminator Guidance for diffusion).")
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="the main job: every method on the 2-D benchmarks (about two minutes on CPU)")
@@ -217,6 +248,48 @@ def build_parser() -> argparse.ArgumentParser:
     corr.add_argument("--quiet", action="store_true")
     corr.add_argument("--device", default=None, help="e.g. cuda, cpu (default: cuda when available)")
     corr.set_defaults(func=_cmd_train_images)
+
+    def diffusion_args(p: argparse.ArgumentParser, iterations: int) -> None:
+        p.add_argument("--dataset", required=True, choices=["25gaussians", "swissroll", "mnist", "cifar10"])
+        p.add_argument("--data", default=None, help="image data folder or file (e.g. ../shared/data); not for 2-D")
+        p.add_argument("--out", required=True, help="output folder (checkpoint.pt)")
+        p.add_argument("--width", type=int, default=None, help="network width (default: 128 for 2-D MLPs, 16 for "
+                       "image nets; 32 for the classifier head)")
+        p.add_argument("--conditional", action="store_true", help="class-conditional (image datasets)")
+        p.add_argument("--iterations", type=int, default=iterations)
+        p.add_argument("--batch-size", type=int, default=128)
+        p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: 1e-3 denoiser, 3e-4 "
+                       "discriminator, the DG authors')")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: %(default)s)")
+        p.add_argument("--quiet", action="store_true")
+
+    diff = train_sub.add_parser("diffusion", help="an EDM denoiser (2-D MLP or small U-Net), EDM loss")
+    diffusion_args(diff, 2000)
+    diff.set_defaults(func=_cmd_train_diffusion)
+    tdisc = train_sub.add_parser("tdisc", help="the time-dependent discriminator of Discriminator Guidance: "
+                                 "noised real vs noised samples of a denoiser")
+    diffusion_args(tdisc, 2000)
+    tdisc.add_argument("--denoiser", required=True, help="checkpoint from `dgflow train diffusion`")
+    tdisc.add_argument("--arch", default="auto", choices=["auto", "mlp", "conv", "classifier"],
+                       help="auto: mlp for 2-D, classifier with --classifier, else conv")
+    tdisc.add_argument("--classifier", default=None, help="classifier checkpoint whose frozen features the "
+                       "discriminator uses (`dgflow train classifier`)")
+    tdisc.add_argument("--fake-samples", type=int, default=5000, help="samples drawn from the denoiser "
+                       "(default: %(default)s)")
+    tdisc.add_argument("--steps", type=int, default=18, help="EDM sampler steps for them (default: %(default)s)")
+    tdisc.add_argument("--fourier", type=int, default=0, help="2-D MLP: random Fourier input features, e.g. 64 "
+                       "for 25 Gaussians (default: %(default)s, none)")
+    tdisc.add_argument("--fourier-scale", type=float, default=5.0, help="their frequency scale (default: %(default)s)")
+    tdisc.set_defaults(func=_cmd_train_diffusion)
+
+    smp = sub.add_parser("sample", help="sample a diffusion model with the EDM sampler and Discriminator Guidance, "
+                         "as a YAML config describes; resumable")
+    smp.add_argument("--config", required=True, help="YAML file (denoiser_path, disc_path, dg_weight_1st_order, ...)")
+    smp.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="override config keys, e.g. --set boosting=true")
+    smp.add_argument("--overwrite", action="store_true", help="discard an existing run with a different configuration")
+    smp.add_argument("--quiet", action="store_true")
+    smp.set_defaults(func=_cmd_sample)
 
     ref = sub.add_parser("refine", help="refine (or select) samples as a YAML config describes; resumable")
     ref.add_argument("--config", required=True, help="YAML file with the authors' keys (gen_type, gen_path, disc_type, "

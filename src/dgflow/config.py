@@ -185,29 +185,32 @@ def resolve_path(path: str) -> Path:
 
 
 def load_model(kind: str, type_: str | None, path: str | None, kwargs: dict[str, Any], role: str,
-               device: torch.device) -> nn.Module:
-    """Build and load one model of a run (``kind`` is "generator", "discriminator" or "corrector")."""
+               device: torch.device, prefix: str | None = None) -> nn.Module:
+    """Build and load one model of a run (``kind`` is "generator", "discriminator" or "corrector";
+    ``prefix`` of its config keys, default ``kind[:4]``: ``gen_path``, ``disc_path``, ...)."""
     from .zoo import ARCHITECTURES, build_model, load_state_strict
+
+    key = prefix or kind[:4]
 
     payload = None
     if path is not None:
         file = resolve_path(path)
         if not file.is_file():
-            raise FileNotFoundError(f"{kind} checkpoint {file} does not exist (from the config's {kind[:4]}_path)")
+            raise FileNotFoundError(f"{kind} checkpoint {file} does not exist (from the config's {key}_path)")
         payload = torch.load(file, map_location="cpu", weights_only=False)
     if isinstance(payload, dict) and payload.get("format") == "dgflow":
         models = payload["models"]
         rec = models.get(role) or (next(iter(models.values())) if len(models) == 1 else None)
         if rec is None:
             raise ValueError(f"{path} holds models {sorted(models)}, none with the role {role!r}; "
-                             f"set {kind[:4]}_role to one of them")
+                             f"set {key}_role to one of them")
         if type_ is not None and type_ != rec["arch"]:
-            raise ValueError(f"{path} [{role}] holds a {rec['arch']!r}, but the config says {kind[:4]}_type: {type_!r}")
+            raise ValueError(f"{path} [{role}] holds a {rec['arch']!r}, but the config says {key}_type: {type_!r}")
         model = build_model(rec["arch"], **{**rec["config"], **kwargs})
         load_state_strict(model, rec["state_dict"], f"{path} [{role}]")
         return model.to(device).eval()
     if type_ is None:
-        raise ValueError(f"{path} is not a dgflow checkpoint: set {kind[:4]}_type (and {kind[:4]}_kwargs) so the "
+        raise ValueError(f"{path} is not a dgflow checkpoint: set {key}_type (and {key}_kwargs) so the "
                          "architecture can be built before loading the state dict")
     if type_ in ARCHITECTURES:
         model = build_model(type_, **kwargs)

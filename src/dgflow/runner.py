@@ -50,9 +50,10 @@ _NOT_IN_FINGERPRINT = {"exp_root", "name", "device", "batch_size", "keep_samples
 _ONLY_WHEN_SET = {"autocast": None, "compile": False, "channels_last": False, "heldout_real": 0}
 
 
-def fingerprint(cfg: RunConfig) -> str:
+def fingerprint(cfg: RunConfig, exclude: set[str] = _NOT_IN_FINGERPRINT) -> str:
+    """A hash of the keys that change the samples (a run resumes only under the same fingerprint)."""
     items = {k: v for k, v in cfg.to_dict().items()
-             if k not in _NOT_IN_FINGERPRINT and not (k in _ONLY_WHEN_SET and v == _ONLY_WHEN_SET[k])}
+             if k not in exclude and not (k in _ONLY_WHEN_SET and v == _ONLY_WHEN_SET.get(k))}
     return hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -104,7 +105,7 @@ def _run(cfg: RunConfig, ctx: distributed.Context, config_path: str | Path | Non
                 lambda: tune_once(run_dir, cfg, generator, critic, labels, common, options, progress))
         todo = distributed.on_main(lambda: _pending(batch_dir, cfg.num_imgs))  # one listing for every rank
         options = {**options, **distributed.on_main(lambda: shared_statistics(cfg, generator, critic, common, options))}
-        mine = distributed.shard(list(todo.split(cfg.batch_size)), ctx.rank, ctx.world_size)
+        mine = distributed.shard(list(todo.split(cfg.batch_size)) if len(todo) else [], ctx.rank, ctx.world_size)
         with tqdm(total=sum(len(ids) for ids in mine), desc=f"{cfg.method} ({run_dir.name})",
                   disable=None if progress else True) as bar:
             for ids in mine:
@@ -163,15 +164,15 @@ def tune_once(run_dir: Path, cfg: RunConfig, generator: Any, critic: Any, labels
     return chosen
 
 
-def _claim(run_dir: Path, cfg: RunConfig, overwrite: bool) -> None:
+def _claim(run_dir: Path, cfg: RunConfig, overwrite: bool, exclude: set[str] = _NOT_IN_FINGERPRINT) -> None:
     """Create the run folder, or check that an existing one belongs to the same configuration."""
     stamp = run_dir / "fingerprint.txt"
-    mine = fingerprint(cfg)
+    mine = fingerprint(cfg, exclude)
     if stamp.exists() and stamp.read_text().strip() != mine:
         if not overwrite:
             raise ValueError(f"{run_dir} holds a run with a different configuration; set another name/exp_root, "
                              "or pass --overwrite to discard it")
-        for f in [*(run_dir / "batches").glob("*.pt"), *(run_dir / "timing").glob("*.json")]:
+        for f in [*(run_dir / "batches").rglob("*.pt"), *(run_dir / "timing").glob("*.json")]:
             f.unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
     io.write_text(run_dir / "config.yml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -16,6 +16,8 @@ from torch import nn
 
 from ..io import torch_save
 from .classifier import Classifier
+from .diffusion import (ClassifierTimeDiscriminator, ConvTimeDiscriminator, MLPDenoiser, MLPTimeDiscriminator,
+                        UNetDenoiser)
 from .dcgan import CondDCGANGenerator, CondSNDCGANDiscriminator, DCGANGenerator, SNDCGANDiscriminator, WGANGPCritic
 from .flow import RealNVP
 from .images import warm_up_spectral_norm  # noqa: F401 (re-exported: dgflow.zoo.warm_up_spectral_norm)
@@ -42,6 +44,11 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
     "classifier": Classifier,
     "text_generator": TextGenerator,
     "text_critic": TextCritic,
+    "mlp_denoiser": MLPDenoiser,
+    "unet_denoiser": UNetDenoiser,
+    "mlp_time_discriminator": MLPTimeDiscriminator,
+    "conv_time_discriminator": ConvTimeDiscriminator,
+    "classifier_time_discriminator": ClassifierTimeDiscriminator,
 }
 
 

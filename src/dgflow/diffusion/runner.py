@@ -1,0 +1,281 @@
+"""``dgflow sample --config``: a resumable EDM / Discriminator Guidance run with its outputs on disk.
+
+The keys are the DG authors' ``generate.py`` options where they exist (``dg_weight_1st_order``,
+``dg_weight_2nd_order``, ``time_min``, ``time_max`` in VP time, ``boosting``, ``num_samples``,
+``steps``, ``sigma_min``, ``sigma_max``, ``rho``, ``S_churn``, ``S_min``, ``S_max``, ``S_noise``)
+plus the models (``denoiser_*``, ``disc_*``, as in ``dgflow refine``'s ``gen_*``) and metrics.
+
+Layout of ``exp_root/<name>/``::
+
+    config.yml, fingerprint.txt              the resolved configuration
+    batches/<variant>/ids_<a>-<b>.pt         finished batches (the unit of resumption)
+    samples/<variant>.npz                    ``x`` (uint8 NHWC for images), ``ids``, ``labels``
+    grid_<variant>.png                       image grid or 2-D scatter
+    metrics.json, metrics.png                the dataset metrics of every variant
+
+``<variant>`` is ``guided`` and, with ``baseline: true`` (default), ``unguided``: the same
+sampler, latents and churn noise without the discriminator, so the two differ only by DG.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from .. import distributed, io
+from ..config import load_model
+from ..runner import _claim, _pending, make_metrics, save_grid, to_uint8
+from .denoisers import from_epsilon_vp, vp_time_to_sigma
+from .guidance import guide
+
+
+@dataclass
+class SampleConfig:
+    denoiser_type: str | None = None
+    denoiser_path: str | None = None
+    denoiser_kwargs: dict[str, Any] = field(default_factory=dict)
+    denoiser_role: str = "denoiser"
+    adapter: str | None = None  # "epsilon_vp": the denoiser is an epsilon-prediction VP network
+    adapter_kwargs: dict[str, Any] = field(default_factory=dict)
+    disc_type: str | None = None
+    disc_path: str | None = None
+    disc_kwargs: dict[str, Any] = field(default_factory=dict)
+    disc_role: str = "discriminator"
+    dg_weight_1st_order: float = 2.0
+    dg_weight_2nd_order: float = 0.0
+    time_min: float = 0.01
+    time_max: float = 1.0
+    boosting: bool = False
+    steps: int = 18
+    sigma_min: float = 0.002
+    sigma_max: float = 80.0
+    rho: float = 7.0
+    S_churn: float = 0.0
+    S_min: float = 0.0
+    S_max: float = math.inf
+    S_noise: float = 1.0
+    shape: list[int] | None = None
+    num_classes: int | None = None
+    num_samples: int = 10_000
+    batch_size: int = 500
+    seed: int = 0
+    device: str | None = None
+    baseline: bool = True
+    exp_root: str = "./exps/"
+    name: str | None = None
+    dataset: str | None = None
+    data_root: str | None = None
+    fid_ref: str | None = None
+    classifier_path: str | None = None
+
+    @property
+    def num_imgs(self) -> int:  # the name the shared metric code reads
+        return self.num_samples
+
+    def sigma_range(self) -> tuple[float, float]:
+        """The guidance range in EDM noise levels (``time_min/max`` are VP times, as the authors give them)."""
+        return vp_time_to_sigma(self.time_min), vp_time_to_sigma(self.time_max)
+
+    def run_name(self, config_path: str | Path | None) -> str:
+        return self.name or (Path(config_path).stem if config_path else "dg-run")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_NOT_IN_FINGERPRINT = {"exp_root", "name", "device", "batch_size", "data_root", "fid_ref", "classifier_path",
+                       "baseline", "dataset"}
+
+
+def load_sample_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> SampleConfig:
+    """Read a YAML config, apply ``overrides`` and validate every key."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {path} does not exist")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path} is not valid YAML: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path} must hold a mapping of keys to values, got {type(raw).__name__}")
+    raw.update(overrides or {})
+    return validate_sample_config(raw, str(path) if path else "config")
+
+
+def validate_sample_config(raw: dict[str, Any], source: str = "config") -> SampleConfig:
+    known = {f.name for f in fields(SampleConfig)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"{source}: unknown key(s) {unknown}; valid keys: {sorted(known)}")
+    cfg = SampleConfig(**raw)
+    numbers = ("dg_weight_1st_order", "dg_weight_2nd_order", "time_min", "time_max", "sigma_min", "sigma_max", "rho",
+               "S_churn", "S_min", "S_max", "S_noise")
+    for key in numbers:
+        value = getattr(cfg, key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            raise ValueError(f"{source}: {key} must be a number, got {value!r}")
+    for key in ("steps", "num_samples", "batch_size", "seed"):
+        value = getattr(cfg, key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "seed" else 1):
+            raise ValueError(f"{source}: {key} must be a whole number >= {0 if key == 'seed' else 1}, got {value!r}")
+    for key in ("boosting", "baseline"):
+        if not isinstance(getattr(cfg, key), bool):
+            raise ValueError(f"{source}: {key} must be true or false, got {getattr(cfg, key)!r}")
+    if cfg.steps < 2:
+        raise ValueError(f"{source}: steps must be >= 2, got {cfg.steps}")
+    if not 0 <= cfg.time_min < cfg.time_max <= 1:
+        raise ValueError(f"{source}: need 0 <= time_min < time_max <= 1 (VP time), got {cfg.time_min}, {cfg.time_max}")
+    if not 0 < cfg.sigma_min < cfg.sigma_max:
+        raise ValueError(f"{source}: need 0 < sigma_min < sigma_max, got {cfg.sigma_min}, {cfg.sigma_max}")
+    if cfg.denoiser_type is None and cfg.denoiser_path is None:
+        raise ValueError(f"{source}: denoiser_type (an architecture name or package.module:Class) or denoiser_path "
+                         "(a dgflow checkpoint from `dgflow train diffusion`) is required")
+    if cfg.adapter not in (None, "epsilon_vp"):
+        raise ValueError(f"{source}: adapter must be epsilon_vp (an epsilon-prediction VP network) or absent, "
+                         f"got {cfg.adapter!r}")
+    guided = cfg.dg_weight_1st_order != 0 or cfg.dg_weight_2nd_order != 0
+    if guided and cfg.disc_type is None and cfg.disc_path is None:
+        raise ValueError(f"{source}: guidance (a nonzero dg_weight) needs disc_path (`dgflow train tdisc`) or disc_type")
+    if cfg.boosting and not guided:
+        raise ValueError(f"{source}: boosting needs a nonzero dg_weight_1st_order")
+    return cfg
+
+
+def _device(cfg: SampleConfig) -> torch.device:
+    return torch.device(cfg.device) if cfg.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_denoiser(cfg: SampleConfig, device: torch.device) -> torch.nn.Module:
+    model = load_model("denoiser", cfg.denoiser_type, cfg.denoiser_path, cfg.denoiser_kwargs, cfg.denoiser_role,
+                       device, prefix="denoiser")
+    if cfg.adapter != "epsilon_vp":
+        return model
+    kw = dict(cfg.adapter_kwargs)
+    alphas_cumprod = None
+    if "timesteps" in kw:  # a discrete linear beta schedule (DDPM): beta_start .. beta_end over timesteps
+        betas = torch.linspace(float(kw.pop("beta_start", 1e-4)), float(kw.pop("beta_end", 0.02)), int(kw.pop("timesteps")),
+                               dtype=torch.float64)
+        alphas_cumprod = torch.cumprod(1 - betas, 0)
+    return from_epsilon_vp(model, alphas_cumprod, **kw).to(device)
+
+
+def sample_shape(cfg: SampleConfig, denoiser: torch.nn.Module) -> tuple[int, ...]:
+    if cfg.shape is not None:
+        return tuple(int(s) for s in cfg.shape)
+    if hasattr(denoiser, "dim"):
+        return (int(denoiser.dim),)
+    if hasattr(denoiser, "channels") and hasattr(denoiser, "image_size"):
+        return (int(denoiser.channels), int(denoiser.image_size), int(denoiser.image_size))
+    raise ValueError("set shape in the config (one sample's shape, e.g. [1, 28, 28]): the denoiser does not say")
+
+
+def run_sample(cfg: SampleConfig, config_path: str | Path | None = None, progress: bool = True,
+               overwrite: bool = False) -> Path:
+    """Run (or resume) the sampling ``cfg`` describes; returns the run folder.
+
+    Under ``torchrun`` each rank samples its share of the batches (:mod:`dgflow.distributed`, as
+    ``dgflow refine``); rank 0 claims the folder and merges.
+    """
+    ctx = distributed.init(cfg.device)
+    try:
+        return _run_sample(cfg, ctx, config_path, progress and ctx.is_main, overwrite)
+    finally:
+        distributed.finalize(ctx)
+
+
+def _run_sample(cfg: SampleConfig, ctx: distributed.Context, config_path: str | Path | None, progress: bool,
+                overwrite: bool) -> Path:
+    run_dir = Path(cfg.exp_root) / cfg.run_name(config_path)
+    distributed.on_main(lambda: _claim(run_dir, cfg, overwrite, _NOT_IN_FINGERPRINT))
+    # fail fast on a missing classifier or reference (only rank 0 measures)
+    measure = distributed.on_main(lambda: make_metrics(cfg) if cfg.dataset else (lambda x: {}), share=False)
+    device = ctx.device if ctx.world_size > 1 else _device(cfg)
+    denoiser = load_denoiser(cfg, device)
+    guided = cfg.dg_weight_1st_order != 0 or cfg.dg_weight_2nd_order != 0
+    disc = (load_model("discriminator", cfg.disc_type, cfg.disc_path, cfg.disc_kwargs, cfg.disc_role, device)
+            if guided else None)
+    shape = sample_shape(cfg, denoiser)
+    labels = None if cfg.num_classes is None else torch.arange(cfg.num_samples) % cfg.num_classes
+    variants = {"guided": disc} if guided else {}
+    if cfg.baseline or not guided:
+        variants["unguided"] = None
+    settings = dict(steps=cfg.steps, sigma_min=cfg.sigma_min, sigma_max=cfg.sigma_max, rho=cfg.rho, S_churn=cfg.S_churn,
+                    S_min=cfg.S_min, S_max=cfg.S_max, S_noise=cfg.S_noise, w_euler=cfg.dg_weight_1st_order,
+                    w_heun=cfg.dg_weight_2nd_order, sigma_range=cfg.sigma_range(), boosting=cfg.boosting)
+    for variant, discriminator in variants.items():
+        batch_dir = run_dir / "batches" / variant
+        todo = distributed.on_main(lambda: _pending(batch_dir, cfg.num_samples))  # one listing for every rank
+        mine = distributed.shard(list(todo.split(cfg.batch_size)) if len(todo) else [], ctx.rank, ctx.world_size)
+        opts = settings if discriminator is not None else {**settings, "boosting": False}
+        with tqdm(total=sum(len(ids) for ids in mine), desc=f"{variant} ({run_dir.name})",
+                  disable=None if progress else True) as bar:
+            for ids in mine:
+                res = guide(denoiser, discriminator, len(ids), shape=shape, sample_ids=ids, seed=cfg.seed,
+                            labels=None if labels is None else labels[ids], batch_size=cfg.batch_size, device=device,
+                            progress=False, **opts)
+                io.torch_save({"ids": ids, "x": res.x, "labels": res.labels},
+                              batch_dir / f"ids_{int(ids[0]):08d}-{int(ids[-1]) + 1:08d}.pt")
+                bar.update(len(ids))
+        distributed.barrier()  # every batch is on disk before rank 0 merges
+    if ctx.is_main:
+        finish_sample(run_dir, cfg, list(variants), measure, progress)
+    return run_dir
+
+
+def finish_sample(run_dir: Path, cfg: SampleConfig, variants: list[str], measure, progress: bool = True) -> dict:
+    """Merge each variant's batches into ``samples/<variant>.npz``, a grid, and the metrics."""
+    metrics: dict[str, Any] = {"num_samples": cfg.num_samples, "variants": {}}
+    for variant in variants:
+        parts = [torch.load(f, weights_only=False) for f in sorted((run_dir / "batches" / variant).glob("ids_*.pt"))]
+        parts = [p for p in parts if len(p["ids"]) and int(p["ids"][0]) < cfg.num_samples]
+        if not parts:
+            raise RuntimeError(f"{run_dir} has no finished {variant} batches to merge")
+        ids = torch.cat([p["ids"] for p in parts])
+        order = torch.argsort(ids)
+        x = torch.cat([p["x"] for p in parts])[order]
+        arrays = {"x": to_uint8(x) if x.ndim == 4 else x.numpy(), "ids": ids[order].numpy()}
+        if parts[0]["labels"] is not None:
+            arrays["labels"] = torch.cat([p["labels"] for p in parts])[order].numpy()
+
+        def write(tmp: str, arrays: dict[str, np.ndarray] = arrays) -> None:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+
+        io.write_with(run_dir / "samples" / f"{variant}.npz", write)
+        save_grid(x, run_dir / f"grid_{variant}.png", title=f"{run_dir.name}: {variant}")
+        metrics["variants"][variant] = measure(x)
+    io.write_json(run_dir / "metrics.json", metrics)
+    plot_variants(metrics["variants"], run_dir / "metrics.png")
+    if progress:
+        for variant, values in metrics["variants"].items():
+            print(f"{run_dir}: {variant}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
+    return metrics
+
+
+def plot_variants(values: dict[str, dict[str, float]], path: Path) -> None:
+    """One bar chart per metric, a bar per variant."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = sorted({k for v in values.values() for k in v})
+    fig, axes = plt.subplots(1, max(1, len(names)), figsize=(3 * max(1, len(names)), 3), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        variants = [v for v in values if name in values[v]]
+        ax.bar(variants, [values[v][name] for v in variants], color=["C1" if v == "guided" else "C0" for v in variants])
+        ax.set_title(name, fontsize=9)
+    fig.tight_layout()
+    io.save_figure(fig, path, dpi=100)
+    plt.close(fig)
+
+
