@@ -22,7 +22,6 @@ upwards, so compare the rows with each other, not with published numbers).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import torch

@@ -104,8 +104,8 @@ class RunConfig:
         return asdict(self)
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Read a YAML config, apply ``overrides`` and validate every key."""
+def read_yaml(path: str | Path | None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The mapping in a YAML config file (``{}`` without a path), with ``overrides`` applied."""
     raw: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -118,6 +118,12 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         if not isinstance(raw, dict):
             raise ValueError(f"{path} must hold a mapping of keys to values, got {type(raw).__name__}")
     raw.update(overrides or {})
+    return raw
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Read a YAML config, apply ``overrides`` and validate every key."""
+    raw = read_yaml(path, overrides)
     return validate(raw, source=str(path) if path else "config")
 
 

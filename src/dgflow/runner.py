@@ -283,16 +283,16 @@ def make_metrics(cfg: RunConfig) -> Callable[[torch.Tensor], dict[str, float]]:
         return lambda x: score_text(vocab.decode(x, strip=False), real)
     parts: list[Callable[[torch.Tensor], dict[str, float]]] = []
     device = torch.device(cfg.device) if cfg.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if cfg.fid_ref:
-        from .metrics import InceptionFeatures, compute_stats, extract_features, fid_from_stats, load_stats
+    from .metrics import (ClassifierFeatures, InceptionFeatures, compute_stats, extract_features, fid_from_stats,
+                          inception_score, load_stats)
 
+    if cfg.fid_ref:
         ref = load_stats(resolve_path(cfg.fid_ref))
-        inception = InceptionFeatures(cfg.inception_weights and resolve_path(cfg.inception_weights), device=device)
+        weights = getattr(cfg, "inception_weights", None)  # `dgflow sample` configs have no such key
+        inception = InceptionFeatures(weights and resolve_path(weights), device=device)
         parts.append(lambda x: {"fid_inception": fid_from_stats(
             *compute_stats(extract_features(inception, x, batch_size=cfg.batch_size)), *ref)})
     if cfg.classifier_path:
-        from .metrics import ClassifierFeatures, compute_stats, fid_from_stats, inception_score
-
         if cfg.data_root is None:
             raise ValueError("classifier metrics need the real data: set data_root (e.g. ../shared/data)")
         classifier = ClassifierFeatures(load_model("classifier", "classifier", cfg.classifier_path, {}, "classifier",

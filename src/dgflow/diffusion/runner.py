@@ -26,11 +26,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from tqdm.auto import tqdm
 
 from .. import distributed, io
-from ..config import load_model
+from ..config import load_model, read_yaml
 from ..runner import _claim, _pending, make_metrics, save_grid, to_uint8
 from .denoisers import from_epsilon_vp, vp_time_to_sigma
 from .guidance import guide
@@ -96,18 +95,7 @@ _NOT_IN_FINGERPRINT = {"exp_root", "name", "device", "batch_size", "data_root", 
 
 def load_sample_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> SampleConfig:
     """Read a YAML config, apply ``overrides`` and validate every key."""
-    raw: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"config file {path} does not exist")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{path} is not valid YAML: {exc}") from exc
-        if not isinstance(raw, dict):
-            raise ValueError(f"{path} must hold a mapping of keys to values, got {type(raw).__name__}")
-    raw.update(overrides or {})
+    raw = read_yaml(path, overrides)
     return validate_sample_config(raw, str(path) if path else "config")
 
 
