@@ -44,12 +44,13 @@ METHODS = {  # row name -> config overrides (on top of the model's config: DGflo
     "DGflow (KL)": {},
     "DGflow (JS)": {"f_div": "JS", "normalize_critic": True},
     "DGflow (logD)": {"f_div": "logD", "normalize_critic": True},
+    "DGflow (KL, auto)": {"eta": "auto", "steps": "auto", "heldout_real": 1000},  # issue 7's controller
     "DOT": {"method": "dot"},
     "DDLS": {"method": "ddls", "steps": 100, "save_interval": 100},
     "DRS": {"method": "drs"},
     "MH-GAN": {"method": "mhgan", "options": {"chain_length": 160}},  # CPU budget: the paper's chains are 640 long
 }
-ORDER = ["base", "DOT", "DDLS", "DRS", "MH-GAN", "DGflow (KL)", "DGflow (JS)", "DGflow (logD)"]
+ORDER = ["base", "DOT", "DDLS", "DRS", "MH-GAN", "DGflow (KL)", "DGflow (JS)", "DGflow (logD)", "DGflow (KL, auto)"]
 
 
 def slug(text: str) -> str:
@@ -69,6 +70,13 @@ def inception_fid(samples_npz: Path, real: torch.Tensor, n: int, cache: Path, de
     x = np.load(samples_npz)["x"][:n]  # uint8 NHWC
     images = torch.from_numpy(x).permute(0, 3, 1, 2).float() / 127.5 - 1
     return fid_from_stats(*compute_stats(extract_features(extractor, images, batch_size=50)), ref["mu"], ref["sigma"])
+
+
+def method_seconds(run_dir: Path) -> float:
+    """The method's wall time: ``timing.json``, or the per-batch times runs of older versions kept in the batches."""
+    if (run_dir / "timing.json").exists():
+        return json.loads((run_dir / "timing.json").read_text())["method_seconds"]
+    return sum(torch.load(f, weights_only=False).get("seconds", 0.0) for f in (run_dir / "batches").glob("*.pt"))
 
 
 def main() -> None:
@@ -106,14 +114,14 @@ def main() -> None:
             method = "DGflow (KL)" if row == "base" else row
             overrides = {**METHODS[method], "num_imgs": args.n, "data_root": args.data, "classifier_path": classifier,
                          "exp_root": str(out / "runs"), "name": f"{Path(config_name).stem}-{slug(method)}",
-                         "keep_samples": False, "fid_ref": None}
+                         "keep_samples": True, "fid_ref": None}
             cfg = load_config(config, overrides)
             for attr in ("gen_path", "disc_path", "corr_path"):
                 value = getattr(cfg, attr)
                 if value and value.startswith(f"runs/{args.dataset}/"):
                     setattr(cfg, attr, str(models_dir / value[len(f"runs/{args.dataset}/"):]))
-            if cfg.method in ("dgflow", "ddls", "dot"):
-                cfg.save_interval = cfg.steps  # keep the start and the end only
+            if cfg.method in ("dgflow", "ddls", "dot"):  # keep the start and the end only
+                cfg.save_interval = cfg.steps if isinstance(cfg.steps, int) else 10_000
             cell = results.get(key, {})
             if "fid_classifier" not in cell:
                 began = time.perf_counter()
@@ -122,8 +130,7 @@ def main() -> None:
                 step = 0 if row == "base" else -1
                 cell = {"fid_classifier": metrics["dataset"]["fid_classifier"][step],
                         "is_classifier": metrics["dataset"]["is_classifier"][step],
-                        "seconds": 0.0 if row == "base" else json.loads((run_dir / "timing.json").read_text())[
-                            "method_seconds"],
+                        "seconds": 0.0 if row == "base" else method_seconds(run_dir),
                         "run_seconds": round(time.perf_counter() - began, 1), "n": args.n,
                         "samples": str(run_dir / "samples" / f"step_{metrics['steps'][step]:04d}.npz"),
                         "options": cfg.method_options()}
