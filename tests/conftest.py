@@ -168,3 +168,13 @@ class RowMLP(nn.Module):
 def row_models():
     """(generator 2 -> 2, discriminator 2 -> [B, 1]) that are bitwise batch-invariant."""
     return RowMLP(2, 2, seed=0), RowMLP(2, 1, seed=1)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module (``pytestmark = pytest.mark.usefixtures("one_thread")``): small
+    tensor ops are slower with several threads on a busy machine (measured 4 s vs 100 s)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

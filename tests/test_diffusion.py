@@ -36,13 +36,7 @@ M_WRONG, S_WRONG = [0.0, 0.0], 1.0  # the deliberately wrong score model
 FULL = (0.0, math.inf)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These small tensor ops are slower with several threads on a busy machine (measured 4 s vs 100 s)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Gaussian:

@@ -17,12 +17,7 @@ from dgflow.zoo import build_model, load_checkpoint, save_checkpoint
 M, S, M_FAKE, S_FAKE = torch.tensor([1.0, -0.5]), 0.5, torch.tensor([0.0, 0.0]), 1.0
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def gaussian(m, s, n, seed):
