@@ -220,3 +220,10 @@ def test_rerunning_a_finished_run_only_merges_again(tmp_path):
     before = (run_dir / "samples" / "step_0001.npz").read_bytes()
     assert run(cfg, progress=False) == run_dir  # no batch left to do: nothing is refined
     assert (run_dir / "samples" / "step_0001.npz").read_bytes() == before
+
+
+def test_cli_methods_lists_every_method_and_guidance(capsys):
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    for name in ("dgflow", "ddls", "dot", "drs", "mhgan", "dgflow.guide", "w_euler=2.0"):
+        assert name in out, name

@@ -152,6 +152,15 @@ def _cmd_methods(args: argparse.Namespace) -> int:
         for name, cls in registry.items():
             opts = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls) if f.init)
             print(f"  {name:8s} {opts}")
+    import inspect
+
+    from .diffusion import guide
+
+    skip = {"denoiser", "discriminator", "n", "shape", "latents", "labels", "device", "sample_ids", "progress",
+            "callback"}
+    opts = ", ".join(f"{p.name}={p.default!r}" for p in inspect.signature(guide).parameters.values()
+                     if p.name not in skip and p.default is not inspect.Parameter.empty)
+    print(f"dgflow.guide (diffusion, `dgflow sample`):\n  dg       {opts}")
     return 0
 
 
