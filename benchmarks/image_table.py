@@ -104,6 +104,10 @@ def main() -> None:
     unknown = sorted(set(methods) - set(ORDER))
     if unknown:
         raise SystemExit(f"unknown method rows {unknown}; choose from {ORDER}")
+    stems = {Path(cfg).stem.split("-", 1)[1]: name for name, cfg in MODELS[args.dataset].items()}
+    unknown = sorted(set(args.only or []) - set(stems))
+    if unknown:
+        raise SystemExit(f"unknown model(s) {unknown} for {args.dataset}; choose from {sorted(stems)}")
     models = {name: cfg for name, cfg in MODELS[args.dataset].items()
               if args.only is None or Path(cfg).stem.split("-", 1)[1] in args.only}
     real = None

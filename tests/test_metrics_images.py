@@ -147,3 +147,11 @@ def test_cli_fid_ref_writes_mu_sigma_npz(tmp_path, capsys):
     assert main(["fid-ref", "--dataset", "mnist", "--data", str(SHARED), "--out", str(out), "--n", "3",
                  "--weights", str(tmp_path / "missing.pt")]) == 2
     assert "no Inception TorchScript file" in capsys.readouterr().err
+
+
+def test_cli_fid_ref_needs_two_images(tmp_path, capsys):
+    from dgflow.cli import main
+
+    assert main(["fid-ref", "--dataset", "mnist", "--data", str(tmp_path), "--out", str(tmp_path / "r.npz"),
+                 "--n", "1"]) == 2
+    assert "--n must be at least 2" in capsys.readouterr().err

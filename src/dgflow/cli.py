@@ -129,14 +129,17 @@ def _cmd_refine(args: argparse.Namespace) -> int:
 def _cmd_fid_ref(args: argparse.Namespace) -> int:
     import torch
 
+    from .distributed import rank_device
     from .metrics import InceptionFeatures, compute_stats, extract_features, save_stats
     from .training.images import load_images
 
+    if args.n is not None and args.n < 2:
+        raise ValueError(f"--n must be at least 2 (a covariance needs two images), got {args.n}")
     torch.set_num_threads(args.threads)
     images = load_images(args.dataset, args.data, args.split)[0]
     if args.n is not None:
         images = images[:args.n]
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = rank_device(args.device)
     features = extract_features(InceptionFeatures(args.weights, device=device), images, batch_size=args.batch_size)
     save_stats(args.out, *compute_stats(features))
     print(f"saved {args.out} (Inception mu/sigma of {len(images)} {args.dataset} {args.split} images)")

@@ -282,7 +282,7 @@ def make_metrics(cfg: RunConfig) -> Callable[[torch.Tensor], dict[str, float]]:
         real, _ = real_sentences(meta)
         return lambda x: score_text(vocab.decode(x, strip=False), real)
     parts: list[Callable[[torch.Tensor], dict[str, float]]] = []
-    device = torch.device(cfg.device) if cfg.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = distributed.rank_device(cfg.device)
     from .metrics import (ClassifierFeatures, InceptionFeatures, compute_stats, extract_features, fid_from_stats,
                           inception_score, load_stats)
 

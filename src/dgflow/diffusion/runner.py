@@ -138,10 +138,6 @@ def validate_sample_config(raw: dict[str, Any], source: str = "config") -> Sampl
     return cfg
 
 
-def _device(cfg: SampleConfig) -> torch.device:
-    return torch.device(cfg.device) if cfg.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def load_denoiser(cfg: SampleConfig, device: torch.device) -> torch.nn.Module:
     model = load_model("denoiser", cfg.denoiser_type, cfg.denoiser_path, cfg.denoiser_kwargs, cfg.denoiser_role,
                        device, prefix="denoiser")
@@ -186,7 +182,7 @@ def _run_sample(cfg: SampleConfig, ctx: distributed.Context, config_path: str | 
     distributed.on_main(lambda: _claim(run_dir, cfg, overwrite, _NOT_IN_FINGERPRINT))
     # fail fast on a missing classifier or reference (only rank 0 measures)
     measure = distributed.on_main(lambda: make_metrics(cfg) if cfg.dataset else (lambda x: {}), share=False)
-    device = ctx.device if ctx.world_size > 1 else _device(cfg)
+    device = ctx.device
     denoiser = load_denoiser(cfg, device)
     guided = cfg.dg_weight_1st_order != 0 or cfg.dg_weight_2nd_order != 0
     disc = (load_model("discriminator", cfg.disc_type, cfg.disc_path, cfg.disc_kwargs, cfg.disc_role, device)

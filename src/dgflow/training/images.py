@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .. import io
+from ..distributed import rank_device
 from ..zoo import build_model, latent_shape, load_checkpoint, save_checkpoint
 from .corrector import train_corrector
 from .gan import GANTraining, train_gan
@@ -41,11 +42,6 @@ def load_images(dataset: str, data_root: str | Path, split: str = "train") -> tu
     return loaders[dataset](data_root, split=split)
 
 
-def _device(device: str | None) -> torch.device:
-    """The training device: the one given, else CUDA when available, else the CPU."""
-    return torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def _shape(dataset: str) -> dict[str, int]:
     return {"channels": 1, "image_size": 28} if dataset == "mnist" else {"channels": 3, "image_size": 32}
 
@@ -62,7 +58,7 @@ def train_image_gan(dataset: str, data_root: str | Path, out_dir: str | Path, pa
     g_cfg = {**_shape(dataset), "z_dim": z_dim, "width": width}
     d_cfg = {**_shape(dataset), "width": width}
     torch.manual_seed(settings.get("seed", 0))
-    dev = _device(device)
+    dev = rank_device(device)
     generator, discriminator = build_model(g_arch, **g_cfg).to(dev), build_model(d_arch, **d_cfg).to(dev)
     train_gan(generator, discriminator, images, z_dim, GANTraining(**settings), out_dir,
               labels=labels if conditional else None,
@@ -77,7 +73,7 @@ def train_vae(dataset: str, data_root: str | Path, out_dir: str | Path, z_dim: i
     images, _ = load_images(dataset, data_root)
     cfg = {**_shape(dataset), "z_dim": z_dim, "width": width}
     torch.manual_seed(seed)
-    dev = _device(device)
+    dev = rank_device(device)
     vae = build_model("conv_vae", **cfg).to(dev).train()
     opt = torch.optim.Adam(vae.parameters(), lr=lr)
     rng = torch.Generator().manual_seed(seed)
@@ -108,7 +104,7 @@ def train_flow(dataset: str, data_root: str | Path, out_dir: str | Path, width: 
     test, _ = load_images(dataset, data_root, "test")
     cfg = {**_shape(dataset), "width": width, "levels": levels, "couplings": couplings}
     torch.manual_seed(seed)
-    dev = _device(device)
+    dev = rank_device(device)
     flow = build_model("realnvp", **cfg).to(dev).train()
     opt = torch.optim.Adam(flow.parameters(), lr=lr)
     rng = torch.Generator().manual_seed(seed)
@@ -147,7 +143,7 @@ def train_classifier(dataset: str, data_root: str | Path, out_dir: str | Path, w
     test_x, test_y = load_images(dataset, data_root, "test")
     cfg = {**_shape(dataset), "width": width}
     torch.manual_seed(seed)
-    dev = _device(device)
+    dev = rank_device(device)
     model = build_model("classifier", **cfg).to(dev).train()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     rng = torch.Generator().manual_seed(seed)
@@ -177,7 +173,7 @@ def train_image_corrector(gan_path: str | Path, target_path: str | Path, out_dir
 
     Refine the target with ``disc_path: <gan>`` and ``corr_path: <this checkpoint>``.
     """
-    dev = _device(device)
+    dev = rank_device(device)
     gan, _ = load_checkpoint(gan_path, map_location=dev)
     target, _ = load_checkpoint(target_path, map_location=dev)
     g_phi, d_phi, g_theta = gan["generator"], gan["discriminator"], target["generator"]
