@@ -380,3 +380,17 @@ def test_sampler_arithmetic_is_float64_for_float32_latents_and_networks():
     direct = sample_edm(den, z, guidance=DiscriminatorGuidance(disc, 2.0, 0.0, (0.0447, math.inf)), S_churn=10.0,
                         seed=SEED, sample_ids=ids)
     assert torch.equal(direct, out)
+
+
+def test_dot_and_config_options_are_validated():
+    from dgflow.diffusion.runner import validate_sample_config
+
+    with pytest.raises(ValueError, match="bounds"):
+        DOT(bounds=(2, -2))
+    with pytest.raises(ValueError, match="k_eff_rounds"):
+        DOT(k_eff_rounds=0)
+    base = {"denoiser_type": "mlp_denoiser", "disc_type": "mlp_time_discriminator"}
+    assert validate_sample_config(base).dg_clip == 1e-5  # the authors' clipping by default
+    assert validate_sample_config({**base, "dg_clip": None}).dg_clip is None
+    with pytest.raises(ValueError, match="dg_clip"):
+        validate_sample_config({**base, "dg_clip": 0.7})
