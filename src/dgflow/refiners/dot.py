@@ -19,10 +19,10 @@ update, in either space; the reference 2-D demo (``Transporter_in_target``) clip
 ``[-2, 2]``. ``space="data"`` gives target-space DOT (used for 2-D data), with ``k_eff``
 estimated on pairs of samples ``x = g(z)``. The reference 2-D demo uses Adam (lr 0.01,
 betas (0, 0.9)) for 100 updates and ``k_eff`` = the mean of 10 maxima over 100 pairs:
-``DOT(space="data", optimizer="adam", lr=0.01, steps=100, k_eff_rounds=10, bounds=(-2, 2))``
-(the Adam update is PyTorch's; in Chainer's the ``eps`` 1e-8 enters as
-``eps / sqrt(1 - beta2^t)``, at most 3.2e-8, a difference only for gradients near that size). ``lr="auto"`` / ``steps="auto"``: chosen once from a pilot
-run (:mod:`dgflow.refiners.auto`).
+``refine(..., method="dot", space="data", optimizer="adam", lr=0.01, steps=100, k_eff_rounds=10,
+bounds=(-2, 2))`` (the Adam update is PyTorch's; in Chainer's the ``eps`` 1e-8 enters as
+``eps / sqrt(1 - beta2^t)``, at most 3.2e-8, a difference only for gradients near that size).
+``lr="auto"`` / ``steps="auto"``: chosen once from a pilot run (:mod:`dgflow.refiners.auto`).
 """
 
 from __future__ import annotations
