@@ -11,8 +11,15 @@ and sampling with the corrected score ``s_theta + w c`` (``w = 1``) follows the 
 marginals even where the score model ``s_theta = (D_theta - x) / sigma^2`` is wrong.
 
 The discriminator here returns the **logit** ``log(d / (1 - d))`` directly, the project's
-convention (``d(x) ~ log mu / p_g``); ``sigmoid`` of it is the authors' ``d_phi``. (The
-authors clip ``d_phi`` to ``[1e-5, 1 - 1e-5]`` before the log; with a logit no clipping is needed.)
+convention (``d(x) ~ log mu / p_g``); ``sigmoid`` of it is the authors' ``d_phi``.
+
+Clipping (``clip``, default ``1e-5``, the authors' value): the authors clip ``d_phi`` to
+``[clip, 1 - clip]`` before taking ``log(d / (1 - d))``, which is the logit clamped to
+``[-L, L]`` with ``L = log((1 - clip) / clip)`` (11.51 for 1e-5). Where the discriminator is
+saturated (``|logit| > L``) the clamp is flat, so the guidance gradient there is **zero**: a
+discriminator that is certain gives no direction (and an over-confident one, whose logit
+gradient far from its decision boundary is large and meaningless, cannot throw samples
+away). dgflow follows the authors by default; ``clip=None`` uses the raw logit everywhere.
 """
 
 from __future__ import annotations
@@ -43,7 +50,11 @@ class DiscriminatorGuidance:
     the correction in the Euler and Heun stages (the authors' ``dg_weight_1st_order`` = 2 and
     ``dg_weight_2nd_order`` = 0); ``sigma_range`` is where it is applied (elsewhere ``c = 0``).
     ``boosting``: every ``boost_period`` steps samples with a negative log-ratio get
-    ``S_churn = boost_churn``, and every ``boost_weight_period`` steps their weight is doubled.
+    ``S_churn = boost_churn`` with churn noise scale ``S_noise = boost_noise`` (the authors: 4 and
+    1.000, whatever the sampler's ``S_noise``), and every ``boost_weight_period`` steps their
+    weight is doubled. ``clip``: the log-ratio is ``clamp(logit, -L, L)``, ``L = log((1 - clip) / clip)``
+    (the authors' clipping of ``d_phi`` to ``[clip, 1 - clip]``; zero guidance where ``|logit| > L``);
+    ``None``: the raw logit.
     """
 
     discriminator: Callable[..., Tensor]
@@ -54,12 +65,14 @@ class DiscriminatorGuidance:
     boost_churn: float = 4.0
     boost_period: int = 5
     boost_weight_period: int = 2
+    boost_noise: float = 1.0
+    clip: float | None = 1e-5
 
     def __post_init__(self) -> None:
         if not callable(self.discriminator):
             raise TypeError(f"discriminator must be callable as d(x, sigma, labels) -> logit, got "
                             f"{type(self.discriminator).__name__}")
-        for name in ("w_euler", "w_heun", "boost_churn"):
+        for name in ("w_euler", "w_heun", "boost_churn", "boost_noise"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
@@ -71,11 +84,27 @@ class DiscriminatorGuidance:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        if self.boost_noise < 0:
+            raise ValueError(f"boost_noise must be >= 0, got {self.boost_noise!r}")
+        if self.clip is not None:
+            c = self.clip
+            if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 < c < 0.5:
+                raise ValueError(f"clip must be a number in (0, 0.5) (the authors' 1e-5) or None (no clipping), "
+                                 f"got {c!r}")
+
+    @property
+    def logit_bound(self) -> float:
+        """``L = log((1 - clip) / clip)``: the log-ratio is clamped to ``[-L, L]`` (``inf`` without clipping)."""
+        return math.inf if self.clip is None else math.log((1 - self.clip) / self.clip)
 
     def log_ratio_grad(self, x: Tensor, sigma: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``(grad_x log(d/(1-d)), log(d/(1-d)))`` at ``(x, sigma)``: ``[B, *shape]`` and ``[B]`` (float64).
 
-        Outside ``sigma_range`` the gradient is 0 and the log-ratio ``+inf`` (never boosted).
+        ``x`` and ``sigma`` are passed to the discriminator as given. The log-ratio is the logit
+        clamped to ``[-L, L]`` (see ``clip``), so its gradient is 0 where ``|logit| > L``. Outside
+        ``sigma_range`` the gradient is 0 and the log-ratio ``+inf`` (never boosted); the range is
+        checked **per sample** (the authors check the batch's smallest noise level and guide the
+        whole batch or none of it: the two differ only when boosted samples straddle ``sigma_range[0]``).
         """
         lo, hi = self.sigma_range
         inside = (sigma >= lo) & (sigma <= hi)
@@ -92,6 +121,9 @@ class DiscriminatorGuidance:
                 raise ValueError(f"the discriminator must return one logit per sample ([B] or [B, 1]), got shape "
                                  f"{tuple(logit.shape)} for {len(idx)} inputs")
             logit = logit.reshape(-1)
+            if self.clip is not None:
+                bound = self.logit_bound
+                logit = logit.clamp(-bound, bound)
             (g,) = torch.autograd.grad(logit.sum(), xi)
         if not torch.isfinite(g).all():
             raise FloatingPointError("the discriminator's gradient holds NaN or inf; check its inputs and weights")
@@ -122,6 +154,8 @@ def guide(
     w_heun: float = 0.0,
     sigma_range: tuple[float, float] = (DG_SIGMA_MIN, math.inf),
     boosting: bool = False,
+    clip: float | None = 1e-5,
+    boost_noise: float = 1.0,
     steps: int = 18,
     sigma_min: float = 0.002,
     sigma_max: float = 80.0,
@@ -136,6 +170,7 @@ def guide(
     sample_ids: Tensor | Sequence[int] | None = None,
     progress: bool = True,
     callback: Callable[[dict[str, Any]], None] | None = None,
+    dtype: torch.dtype | None = torch.float64,
 ) -> GuideResult:
     """Sample a diffusion model with EDM's Heun sampler, guided by a time-dependent discriminator.
 
@@ -146,6 +181,12 @@ def guide(
     ``shape`` are drawn from latents keyed by ``(seed, sample id)``, or ``latents`` (standard
     normal, ``[N, *shape]``) are given; ``labels`` (one per sample) make it conditional.
     Results do not depend on ``batch_size``.
+
+    As the authors' code: ``clip=1e-5`` clamps the log-ratio to ``+-11.51`` (no guidance where the
+    discriminator is saturated; ``None``: the raw logit), boosted samples get churn noise scale
+    ``boost_noise=1.0`` whatever ``S_noise`` is, and the sampler's arithmetic runs in
+    ``dtype=torch.float64`` (EDM's choice; the networks run in the latents' dtype, float32 for
+    drawn latents; ``None``: the latents' dtype throughout). See :class:`DiscriminatorGuidance`.
     """
     from ..api import _check_int, _check_labels, _resolve_device
 
@@ -168,7 +209,8 @@ def guide(
     labels = _check_labels(labels, n)
     guidance = None
     if discriminator is not None and (w_euler != 0 or w_heun != 0):
-        guidance = DiscriminatorGuidance(discriminator, w_euler, w_heun, tuple(sigma_range), boosting)
+        guidance = DiscriminatorGuidance(discriminator, w_euler, w_heun, tuple(sigma_range), boosting,
+                                         boost_noise=boost_noise, clip=clip)
     elif boosting:
         raise ValueError("boosting needs a discriminator and a nonzero guidance weight")
     device = _resolve_device(device, denoiser, discriminator)
@@ -190,12 +232,13 @@ def guide(
                 lab = None if labels is None else labels[index].to(device)
                 with torch.no_grad():
                     x = sample_edm(denoiser, z, labels=lab, guidance=guidance, seed=seed, sample_ids=ids[index],
-                                   callback=callback, **settings)
+                                   callback=callback, dtype=dtype, **settings)
                 xs.append(x.cpu())
                 bar.update(len(index))
     finally:
         for m, mode in zip(modules, modes):
             m.train(mode)
     options = {**settings, "w_euler": w_euler, "w_heun": w_heun, "sigma_range": list(sigma_range),
-               "boosting": boosting, "guided": guidance is not None}
+               "boosting": boosting, "clip": clip, "boost_noise": boost_noise,
+               "dtype": None if dtype is None else str(dtype).removeprefix("torch."), "guided": guidance is not None}
     return GuideResult(x=torch.cat(xs), sample_ids=ids, labels=labels, options=options)

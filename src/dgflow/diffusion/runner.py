@@ -2,8 +2,8 @@
 
 The keys are the DG authors' ``generate.py`` options where they exist (``dg_weight_1st_order``,
 ``dg_weight_2nd_order``, ``time_min``, ``time_max`` in VP time, ``boosting``, ``num_samples``,
-``steps``, ``sigma_min``, ``sigma_max``, ``rho``, ``S_churn``, ``S_min``, ``S_max``, ``S_noise``)
-plus the models (``denoiser_*``, ``disc_*``, as in ``dgflow refine``'s ``gen_*``) and metrics.
+``steps``, ``sigma_min``, ``sigma_max``, ``rho``, ``S_churn``, ``S_min``, ``S_max``, ``S_noise``),
+``dg_clip`` (the authors' clipping of ``d`` to ``[1e-5, 1 - 1e-5]``; ``null`` for none), plus the models (``denoiser_*``, ``disc_*``, as in ``dgflow refine``'s ``gen_*``) and metrics.
 
 Layout of ``exp_root/<name>/``::
 
@@ -52,6 +52,7 @@ class SampleConfig:
     time_min: float = 0.01
     time_max: float = 1.0
     boosting: bool = False
+    dg_clip: float | None = 1e-5  # the authors clip d to [dg_clip, 1 - dg_clip]; null: the raw logit
     steps: int = 18
     sigma_min: float = 0.002
     sigma_max: float = 80.0
@@ -135,6 +136,10 @@ def validate_sample_config(raw: dict[str, Any], source: str = "config") -> Sampl
         raise ValueError(f"{source}: guidance (a nonzero dg_weight) needs disc_path (`dgflow train tdisc`) or disc_type")
     if cfg.boosting and not guided:
         raise ValueError(f"{source}: boosting needs a nonzero dg_weight_1st_order")
+    clip = cfg.dg_clip
+    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or not 0 < clip < 0.5):
+        raise ValueError(f"{source}: dg_clip must be a number in (0, 0.5) (the authors' 1e-5) or null (no clipping), "
+                         f"got {clip!r}")
     return cfg
 
 
@@ -194,7 +199,8 @@ def _run_sample(cfg: SampleConfig, ctx: distributed.Context, config_path: str | 
         variants["unguided"] = None
     settings = dict(steps=cfg.steps, sigma_min=cfg.sigma_min, sigma_max=cfg.sigma_max, rho=cfg.rho, S_churn=cfg.S_churn,
                     S_min=cfg.S_min, S_max=cfg.S_max, S_noise=cfg.S_noise, w_euler=cfg.dg_weight_1st_order,
-                    w_heun=cfg.dg_weight_2nd_order, sigma_range=cfg.sigma_range(), boosting=cfg.boosting)
+                    w_heun=cfg.dg_weight_2nd_order, sigma_range=cfg.sigma_range(), boosting=cfg.boosting,
+                    clip=cfg.dg_clip)
     for variant, discriminator in variants.items():
         batch_dir = run_dir / "batches" / variant
         todo = distributed.on_main(lambda: _pending(batch_dir, cfg.num_samples))  # one listing for every rank

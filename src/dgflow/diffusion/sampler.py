@@ -75,6 +75,7 @@ def sample_edm(
     sample_ids: Tensor | Sequence[int] | None = None,
     callback: Callable[[dict[str, Any]], None] | None = None,
     progress: bool = False,
+    dtype: torch.dtype | None = torch.float64,
 ) -> Tensor:
     """Draw samples with EDM's Heun sampler from standard-normal ``latents`` ``[B, *shape]``.
 
@@ -84,6 +85,13 @@ def sample_edm(
     :class:`~dgflow.diffusion.guidance.DiscriminatorGuidance`) adds the DG correction. Churn
     noise is keyed by ``(seed, sample_ids)`` (default ids ``0 .. B-1``). ``callback`` gets
     ``{"i", "x", "sigma", "sigma_hat", "denoised", "log_ratio"}`` after every step.
+
+    ``dtype``: the precision of the sampler's own arithmetic (positions, noise levels, churn
+    noise, the Euler and Heun updates); float64 by default, as in EDM's ``edm_sampler``
+    (MPS has no float64: there the latents' dtype is used). ``None``: the latents' dtype
+    throughout. The denoiser and the discriminator are always called in the latents' dtype
+    (their outputs are cast up, as EDM casts ``net(...)`` to float64), and the samples are
+    returned in the latents' dtype.
     """
     x0 = _check_latents(latents)
     B, device = len(x0), x0.device
@@ -98,51 +106,70 @@ def sample_edm(
     sigma_min = max(sigma_min, getattr(denoiser, "sigma_min", 0.0))
     sigma_max = min(sigma_max, getattr(denoiser, "sigma_max", math.inf))
     round_sigma = getattr(denoiser, "round_sigma", None)
-    sigmas = edm_sigmas(steps, sigma_min, sigma_max, rho, round_sigma).to(device)
+    net_dtype = x0.dtype
+    work = _work_dtype(dtype, x0)
+    sigmas = edm_sigmas(steps, sigma_min, sigma_max, rho, round_sigma).to(device, work)
     noise = SampleNoise(seed, ids, device)
     boosting = guidance is not None and guidance.boosting
     w_euler = 0.0 if guidance is None else float(guidance.w_euler)
     w_heun = 0.0 if guidance is None else float(guidance.w_heun)
 
-    def D(x: Tensor, sigma: Tensor) -> Tensor:
-        return denoiser(x, sigma, labels) if labels is not None else denoiser(x, sigma)
+    def D(x: Tensor, sigma: Tensor) -> Tensor:  # the networks see their own dtype; the sampler works in `work`
+        x_net, s_net = x.to(net_dtype), sigma.to(net_dtype)
+        out = denoiser(x_net, s_net, labels) if labels is not None else denoiser(x_net, s_net)
+        return out.to(work)
 
-    x = x0 * sigmas[0].to(x0.dtype)
+    def guidance_grad(x: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
+        grad, log_ratio = guidance.log_ratio_grad(x.to(net_dtype), sigma.to(net_dtype), labels)
+        return grad.to(work), log_ratio
+
+    x = x0.to(work) * sigmas[0]
     log_ratio = torch.full((B,), math.inf, dtype=torch.float64, device=device)  # nothing boosted before it is measured
     for i in tqdm(range(steps), desc="EDM sampler", disable=None if progress else True, leave=False):
         s_cur, s_next = sigmas[i], sigmas[i + 1]
-        churn = torch.full((B,), float(S_churn), dtype=torch.float64, device=device)
+        churn = torch.full((B,), float(S_churn), dtype=work, device=device)
+        s_noise = torch.full((B,), float(S_noise), dtype=work, device=device)
         if boosting and i % guidance.boost_period == 0:
-            churn[log_ratio < 0] = guidance.boost_churn
+            boosted = log_ratio < 0
+            churn[boosted] = guidance.boost_churn
+            s_noise[boosted] = guidance.boost_noise  # the authors: 1.000 for boosted samples
         gamma = (churn / steps).clamp(max=math.sqrt(2) - 1) if S_min <= s_cur <= S_max else torch.zeros_like(churn)
         s_hat = s_cur * (1 + gamma)
         if round_sigma is not None:
             s_hat = round_sigma(s_hat)
         x_hat = x
         if bool((s_hat > s_cur).any()):  # increase the noise temporarily
-            xi = noise.normal(x.shape[1:], step=i, stream="churn", dtype=x.dtype)
-            x_hat = x + expand((s_hat**2 - s_cur**2).clamp(min=0).sqrt().to(x.dtype), x) * S_noise * xi
-        s_hat_x = s_hat.to(x.dtype)
-        denoised = D(x_hat, s_hat_x)
-        d = (x_hat - denoised) / expand(s_hat_x, x)  # Euler step
+            xi = noise.normal(x.shape[1:], step=i, stream="churn", dtype=work)
+            x_hat = x + expand((s_hat**2 - s_cur**2).clamp(min=0).sqrt() * s_noise, x) * xi
+        denoised = D(x_hat, s_hat)
+        d = (x_hat - denoised) / expand(s_hat, x)  # Euler step
         if w_euler != 0:
-            grad, log_ratio = guidance.log_ratio_grad(x_hat, s_hat_x, labels)
-            w = torch.full((B,), w_euler, dtype=x.dtype, device=device)
+            grad, log_ratio = guidance_grad(x_hat, s_hat)
+            w = torch.full((B,), w_euler, dtype=work, device=device)
             if boosting and i % guidance.boost_weight_period == 0:
                 w[log_ratio < 0] *= 2
-            d = d - expand(w * s_hat_x, x) * grad
-        x_next = x_hat + expand((s_next - s_hat).to(x.dtype), x) * d
+            d = d - expand(w * s_hat, x) * grad
+        x_next = x_hat + expand(s_next - s_hat, x) * d
         if s_next > 0:  # second-order (Heun) correction
-            s_next_x = s_next.to(x.dtype).expand(B)
-            d_prime = (x_next - D(x_next, s_next_x)) / s_next_x[0]
+            s_next_b = s_next.expand(B)
+            d_prime = (x_next - D(x_next, s_next_b)) / s_next
             if w_heun != 0:
-                grad2, _ = guidance.log_ratio_grad(x_next, s_next_x, labels)
-                d_prime = d_prime - w_heun * s_next_x[0] * grad2
-            x_next = x_hat + expand((s_next - s_hat).to(x.dtype), x) * (0.5 * d + 0.5 * d_prime)
+                grad2, _ = guidance_grad(x_next, s_next_b)
+                d_prime = d_prime - w_heun * s_next * grad2
+            x_next = x_hat + expand(s_next - s_hat, x) * (0.5 * d + 0.5 * d_prime)
         x = x_next
         if callback is not None:
             callback({"i": i, "x": x, "sigma": s_cur, "sigma_hat": s_hat, "denoised": denoised, "log_ratio": log_ratio})
-    return x
+    return x.to(net_dtype)
+
+
+def _work_dtype(dtype: torch.dtype | None, latents: Tensor) -> torch.dtype:
+    """The sampler's arithmetic dtype: ``dtype``, or the latents' where it is None or the device lacks float64."""
+    if dtype is None or (dtype == torch.float64 and latents.device.type == "mps"):
+        return latents.dtype
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype must be a floating-point torch.dtype (EDM: torch.float64) or None, got {dtype!r}")
+    return dtype
 
 
 def _check_latents(latents: Tensor) -> Tensor:

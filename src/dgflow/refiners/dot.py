@@ -2,15 +2,27 @@
 
 Tanaka, "Discriminator optimal transport", NeurIPS 2019.
 
-    k_eff = max over pairs (z1, z2) of |d(g(z2)) - d(g(z1))| / ||z2 - z1||     (estimated once)
+    k_eff = max over pairs (z1, z2) of |d(g(z2)) - d(g(z1))| / ||z2 - z1||     (estimated once;
+            the mean of `k_eff_rounds` such maxima over `k_eff_pairs` pairs each)
     for each start z_y, minimise by SGD or Adam, for `steps` updates:
         H(z) = -d(g(z)) / k_eff + || z - z_y + delta ||_2
+        after each update: clip z to `bounds` (if given)
 
-With a normal prior in latent space the radial part of ``grad H`` is removed (as the
-reference code does) so ``z`` stays on the typical shell; with a uniform prior ``z``
-is clipped to the box. ``space="data"`` gives target-space DOT (used for 2-D data),
-with ``k_eff`` estimated on pairs of samples ``x = g(z)``. ``lr="auto"`` / ``steps="auto"``:
-chosen once from a pilot run (:mod:`dgflow.refiners.auto`).
+Constraints. With a uniform prior in latent space ``z`` is clipped to ``[-1, 1]`` after each
+update (as the reference code). With a normal prior in latent space the radial part of
+``grad H`` is removed so ``z`` stays on its shell: dgflow removes it exactly,
+``g - z <g, z> / |z|^2``; the reference code (``Transporter_in_latent``) subtracts
+``z <g, z> / 11.31`` (``sqrt(128)``, hard-coded), which equals the projection only where
+``|z|^2 = 11.31`` — for a 128-d standard-normal latent (``|z|^2 ~ 128``) it removes about 11
+times the radial part, reversing it. ``bounds=(lo, hi)`` clips every coordinate after each
+update, in either space; the reference 2-D demo (``Transporter_in_target``) clips ``x`` to
+``[-2, 2]``. ``space="data"`` gives target-space DOT (used for 2-D data), with ``k_eff``
+estimated on pairs of samples ``x = g(z)``. The reference 2-D demo uses Adam (lr 0.01,
+betas (0, 0.9)) for 100 updates and ``k_eff`` = the mean of 10 maxima over 100 pairs:
+``refine(..., method="dot", space="data", optimizer="adam", lr=0.01, steps=100, k_eff_rounds=10,
+bounds=(-2, 2))`` (the Adam update is PyTorch's; in Chainer's the ``eps`` 1e-8 enters as
+``eps / sqrt(1 - beta2^t)``, at most 3.2e-8, a difference only for gradients near that size).
+``lr="auto"`` / ``steps="auto"``: chosen once from a pilot run (:mod:`dgflow.refiners.auto`).
 """
 
 from __future__ import annotations
@@ -47,6 +59,8 @@ class DOT(auto.AutoOptions, Refiner):
     delta: float = 0.001
     k_eff: float | None = None
     k_eff_pairs: int = 100
+    k_eff_rounds: int = 1
+    bounds: tuple[float, float] | None = None
     remove_radial: bool | None = None  # None: only for a normal prior in latent space
     name = "dot"
 
@@ -58,17 +72,28 @@ class DOT(auto.AutoOptions, Refiner):
             raise ValueError(f"DOT optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
         if self.k_eff is not None:
             check_positive("k_eff", self.k_eff)
-        if not isinstance(self.k_eff_pairs, int) or self.k_eff_pairs < 1:
-            raise ValueError(f"k_eff_pairs must be a whole number >= 1, got {self.k_eff_pairs!r}")
+        for name in ("k_eff_pairs", "k_eff_rounds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        if self.bounds is not None:
+            try:
+                lo, hi = (float(b) for b in self.bounds)
+            except (TypeError, ValueError):
+                raise ValueError(f"bounds must be (low, high) or None, got {self.bounds!r}") from None
+            if not lo < hi:
+                raise ValueError(f"bounds must be (low, high) with low < high, got {self.bounds!r}")
+            self.bounds = (lo, hi)
         self.check_auto_options()
 
     def prepare(self, draw: DrawInitial) -> dict[str, Any]:
-        if self.k_eff is None:
-            z1, target = draw("dot-pairs-1", self.k_eff_pairs)
-            z2, _ = draw("dot-pairs-2", self.k_eff_pairs)
+        if self.k_eff is None:  # rounds x pairs draws; the first round is the same with any k_eff_rounds
+            count = self.k_eff_pairs * self.k_eff_rounds
+            z1, target = draw("dot-pairs-1", count)
+            z2, _ = draw("dot-pairs-2", count)
             dist = (z2 - z1).flatten(1).norm(dim=1)
             slope = (target.logit(z2) - target.logit(z1)).abs() / dist.clamp_min(1e-12)
-            self.k_eff = float(slope.max())
+            self.k_eff = float(slope.reshape(self.k_eff_rounds, self.k_eff_pairs).amax(dim=1).mean())
             if not self.k_eff > 0:
                 raise ValueError("DOT could not estimate k_eff: the discriminator gave the same logit for every pair; "
                                  "pass k_eff=... explicitly")
@@ -103,5 +128,7 @@ class DOT(auto.AutoOptions, Refiner):
             v = b2 * v + (1 - b2) * grad_h**2
             m_hat, v_hat = m / (1 - b1 ** (n + 1)), v / (1 - b2 ** (n + 1))
             z = z - self.lr * m_hat / (v_hat.sqrt() + 1e-8)
+        if self.bounds is not None:
+            z = z.clamp(*self.bounds)
         ev = target.evaluate(target.constrain(z), grad=self.needs_grad(n))
         return DOTState(ev.z, ev.x, ev.logit, ev.grad, state.z_start, m, v)
