@@ -159,8 +159,8 @@ class SampleNoise:
 
     def _hashes(self, pairs: int, steps: range, stream: str, kind: int, scratch: torch.Tensor) -> torch.Tensor:
         """``[len(steps), B, pairs]`` 64-bit hashes: element ``j`` of step ``s`` is ``bits(sample, s)_j``."""
-        counters = [_signed(hash64_int(s, stream_id(stream), kind)) for s in steps]
-        rows = mix64_(self._keys[None, :] + torch.tensor(counters, dtype=torch.int64, device=self.device)[:, None])
+        counters = [_signed(hash64_int(s, stream_id(stream), kind)) for s in steps]  # scalars: no host-device copy
+        rows = mix64_(torch.stack([self._keys + c for c in counters]))
         element = torch.arange(1, pairs + 1, dtype=torch.int64, device=self.device).mul_(_G)
         hashes = rows[:, :, None] + element
         return mix64_(hashes, scratch)
