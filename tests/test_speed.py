@@ -210,3 +210,77 @@ def test_refine_steps_do_not_synchronise_on_cuda():
     with pytest.raises(FloatingPointError, match="lower the step size"):
         dgflow.refine(lambda z: z, d_blowup, torch.zeros(6, 2, device="cuda") + 0.1, method="dgflow", eta=1.0,
                       gamma=0.0, device="cuda", progress=False)
+
+
+# ------------------------------------------------------------------------------------------ startup
+
+
+HEAVY = ("torch", "matplotlib", "scipy", "sklearn", "tensorboardX")
+
+
+def _modules_after(code: str) -> set[str]:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code + "\nimport sys; print(' '.join(sorted(sys.modules)))"],
+                         capture_output=True, text=True, check=True).stdout
+    return {m.split(".")[0] for m in out.split()}
+
+
+def test_import_dgflow_and_help_import_no_heavy_library():
+    """`import dgflow` and building the CLI parser (what `dgflow --help` does) load none of torch,
+    matplotlib, scipy, sklearn, tensorboardX; the API names load on first use, still without the
+    plotting and metrics libraries."""
+    assert not _modules_after("import dgflow") & set(HEAVY)
+    assert not _modules_after("import dgflow.cli; dgflow.cli.build_parser()") & set(HEAVY)
+    loaded = _modules_after("import dgflow\nfor name in dgflow.__all__: getattr(dgflow, name)")
+    assert "torch" in loaded and not loaded & set(HEAVY[1:])
+
+
+def test_lazy_names_are_the_modules_objects():
+    import dgflow.api
+    import dgflow.rng
+
+    assert dgflow.refine is dgflow.api.refine and dgflow.SampleNoise is dgflow.rng.SampleNoise
+    assert set(dgflow.__all__) <= set(dir(dgflow))
+    with pytest.raises(AttributeError, match="no attribute 'not_a_name'"):
+        dgflow.not_a_name  # noqa: B018
+
+
+# ------------------------------------------------------------------------------------------ threads
+
+
+def test_thread_default_never_exceeds_cores_or_affinity(monkeypatch):
+    import os
+
+    from dgflow import cli
+
+    cpus = cli._usable_cpus()
+    assert 1 <= cli.physical_cores(cpus) <= len(cpus)
+    n = cli.torch_threads_default()
+    assert 1 <= n <= min(cli.physical_cores(cpus), len(cpus), os.cpu_count())
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(4 * len(cpus)))  # more torchrun ranks than CPUs: one thread each
+    assert cli.torch_threads_default() == 1
+
+
+def test_configure_threads_says_what_it_chose(monkeypatch, capsys):
+    import os
+
+    from dgflow import cli
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))  # idle: the default
+        assert cli.configure_threads() == cli.torch_threads_default() == torch.get_num_threads()
+        assert "physical core" in capsys.readouterr().err
+        monkeypatch.setattr(os, "getloadavg", lambda: (1000.0, 0.0, 0.0))  # every CPU busy: one thread
+        assert cli.configure_threads() == 1 == torch.get_num_threads()
+        assert cli.configure_threads(requested=2) == 2 == torch.get_num_threads()
+        assert "2 CPU thread(s) (--threads)" in capsys.readouterr().err
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the user's choice is kept
+        torch.set_num_threads(1)
+        assert cli.configure_threads() == 1
+        assert "(OMP_NUM_THREADS)" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(before)
