@@ -191,8 +191,8 @@ def _reference_hashes(seed: int, sample_id: int, step: int, stream: str, kind: i
 
     m = 2**64
     sample_key = mix64_int((hash64_int(seed) + sample_id * _GOLDEN) % m)
-    row = mix64_int((sample_key + hash64_int(step, stream_id(stream), kind)) % m)
-    return [mix64_int((row + (j + 1) * _GOLDEN) % m) for j in range(pairs)]
+    counter = mix64_int((hash64_int(stream_id(stream), kind) + step * _GOLDEN) % m)
+    return [mix64_int((sample_key + counter + (j + 1) * _GOLDEN) % m) for j in range(pairs)]
 
 
 def test_draws_follow_the_documented_formula_bit_for_bit():

@@ -5,12 +5,13 @@ element)``: a counter-based generator, SplitMix64 (Steele, Lea & Flood, "Fast sp
 pseudorandom number generators", OOPSLA 2014) evaluated with vectorised ``int64`` arithmetic
 (``+`` and ``*`` wrap modulo ``2**64``; logical shifts are arithmetic shifts plus a mask)::
 
-    key(sample)            = mix64(seed_key + sample_id * G)
-    key(sample, step, s)   = mix64(key(sample) + counter(step, s, kind))
-    bits(sample, step, s)_j = mix64(key(sample, step, s) + (j + 1) * G)     # j = 0, 1, ...
+    key(sample)              = mix64(seed_key + sample_id * G)
+    counter(step, s, kind)   = mix64(stream_key(s, kind) + step * G)
+    bits(sample, step, s)_j  = mix64(key(sample) + counter(step, s, kind) + (j + 1) * G)   # j = 0, 1, ...
 
 with ``G = 0x9E3779B97F4A7C15`` and ``mix64`` SplitMix64's finaliser (three xor-shifts, two
-multiplications). Sample ``i`` therefore gets the same noise whether it is refined alone, in a
+multiplications): each (sample, step, stream) reads a SplitMix64 sequence from its own random
+64-bit starting point, one hash per pair of 32-bit draws. Sample ``i`` therefore gets the same noise whether it is refined alone, in a
 batch of 7 or of 500, in one process or spread over many — the property NVlabs' EDM gets from one
 ``torch.Generator`` per sample, without a Python loop per sample. The integers are identical on
 every device; the floats made from them agree up to the rounding of ``log``/``cos``/``sin``.
@@ -159,11 +160,12 @@ class SampleNoise:
 
     def _hashes(self, pairs: int, steps: range, stream: str, kind: int, scratch: torch.Tensor) -> torch.Tensor:
         """``[len(steps), B, pairs]`` 64-bit hashes: element ``j`` of step ``s`` is ``bits(sample, s)_j``."""
-        counters = [_signed(hash64_int(s, stream_id(stream), kind)) for s in steps]  # scalars: no host-device copy
-        rows = mix64_(torch.stack([self._keys + c for c in counters]))
+        # counter(s) = mix64(stream key + s G), made on the device (no host-device copy, no sync)
+        step = torch.arange(steps.start, steps.stop, dtype=torch.int64, device=self.device)
+        counters = mix64_(step.mul_(_G).add_(_signed(hash64_int(stream_id(stream), kind))))
         element = torch.arange(1, pairs + 1, dtype=torch.int64, device=self.device).mul_(_G)
-        hashes = rows[:, :, None] + element
-        return mix64_(hashes, scratch)
+        rows = self._keys[None, :] + counters[:, None]  # [steps, B]
+        return mix64_(rows[:, :, None] + element, scratch)
 
     def _draw(self, kind: int, shape: Sequence[int], step: int, stream: str, dtype: torch.dtype) -> torch.Tensor:
         """Step ``step`` of a stream, from a prefetched block when the caller walks through steps in order."""
