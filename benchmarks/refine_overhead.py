@@ -6,7 +6,7 @@ The plain loop, on the same networks, latents and batches::
     for n in range(S):
         z = z.detach().requires_grad_(); d = D(G(z)); g, = torch.autograd.grad(d.sum(), z)
         z = z + eta * g + sqrt(2 * gamma * eta) * torch.randn_like(z)
-    x = G(z)                                    # no grad
+    x = G(z); d = D(x)                          # no grad: the final samples and logits (refine returns both)
 
 against ``dgflow.refine(G, D, z, method="dgflow", f="KL", eta, gamma, steps=S, save_interval=S,
 keep_samples=False, progress=False)`` (only the start and final states are recorded) and, as an
@@ -151,7 +151,7 @@ def make_latents(n: int, z_dim: int) -> torch.Tensor:
 
 def plain_loop(G, D, z, steps, batch_size, device, eta=ETA, gamma=GAMMA):
     c = math.sqrt(2 * gamma * eta)
-    zs, xs = [], []
+    zs, xs, ds = [], [], []
     for zb in z.split(batch_size):
         zb = zb.to(device)
         for _ in range(steps):
@@ -161,6 +161,8 @@ def plain_loop(G, D, z, steps, batch_size, device, eta=ETA, gamma=GAMMA):
             zb = zb + eta * g + c * torch.randn_like(zb)
         with torch.no_grad():
             x = G(zb)
+            d = D(x)  # the final logits, which refine returns too
+        ds.append(d.cpu())
         zs.append(zb.detach().cpu())
         xs.append(x.cpu())
     return torch.cat(zs), torch.cat(xs)
