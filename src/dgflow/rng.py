@@ -27,8 +27,8 @@ prefetches a block of following steps in one vectorised call (served from memory
 refiners call once per step, and a tiny per-step draw would otherwise cost more in Python and
 dispatch than in arithmetic. The values do not depend on the blocking.
 
-(Streams before version 0.2 used a 32-bit triple32 hash per draw and float64 Box-Muller with
-interleaved cos/sin; same seeds now give different, equally distributed draws.)
+(Until issue 15 the streams used a 32-bit triple32 hash per draw and float64 Box-Muller with
+interleaved cos/sin; the same seeds now give different, equally distributed draws.)
 """
 
 from __future__ import annotations
