@@ -6,14 +6,17 @@ The plain loop, on the same networks, latents and batches::
     for n in range(S):
         z = z.detach().requires_grad_(); d = D(G(z)); g, = torch.autograd.grad(d.sum(), z)
         z = z + eta * g + sqrt(2 * gamma * eta) * torch.randn_like(z)
-    x = G(z)                                    # no grad
+    x = G(z); d = D(x)                          # no grad: the final samples and logits (refine returns both)
 
 against ``dgflow.refine(G, D, z, method="dgflow", f="KL", eta, gamma, steps=S, save_interval=S,
 keep_samples=False, progress=False)`` (only the start and final states are recorded) and, as an
 extra row, the defaults ``save_interval=5, keep_samples=True`` ("dgflow.refine+history").
 
 Models: (a) the 2-D MLPs of the DGflow paper (``dgflow.zoo.mlp``: G 2-256-256-256-2,
-D 2-512-512-512-1); (b) a small DCGAN-like pair defined here (32-d latent -> 1x32x32 image).
+D 2-512-512-512-1); (b) a small DCGAN-like pair defined here (32-d latent -> 1x32x32 image);
+(c) the MNIST-sized MLP GAN of issue 15 (100-d latent, 784-d output, four linear layers in all:
+G 100-256-784, D 784-256-1), at batch 500 and 25 steps (``--models mlp-gan``), where per-step costs
+outside the networks show most.
 Both are randomly initialised (throughput does not depend on the weights) and in eval mode.
 
 Timing: all implementations of one (model, batch) run interleaved in this process, after a
@@ -30,6 +33,7 @@ fork+exec inherits the parent's high-water mark; the subprocess runs with a fixe
     python benchmarks/refine_overhead.py --quick          # smoke run (seconds)
     python benchmarks/refine_overhead.py --device cuda --json out.json
     python benchmarks/refine_overhead.py --profile        # + cProfile of one dgflow.refine call per config
+    python benchmarks/refine_overhead.py --threads 1 --clock cpu --repeats 9 --no-memory   # on a shared machine
 """
 
 from __future__ import annotations
@@ -96,10 +100,37 @@ class ConvDiscriminator(nn.Module):
         return self.head(self.features(x).flatten(1))[:, 0]
 
 
+class MLPGANGenerator(nn.Module):
+    """100-d latent -> 784 (a flattened 28x28 image in [-1, 1])."""
+
+    def __init__(self, z_dim: int = 100):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(z_dim, 256), nn.ReLU(), nn.Linear(256, 784), nn.Tanh())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+class MLPGANDiscriminator(nn.Module):
+    """784 -> one logit per sample, shaped [B]."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(784, 256), nn.LeakyReLU(0.2), nn.Linear(256, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)[:, 0]
+
+
+MODELS = ("mlp-2d", "conv-32x32", "mlp-gan")
+
+
 def build_models(model: str, device: torch.device):
     torch.manual_seed(0)
     if model == "mlp-2d":
         G, D, z_dim = MLPGenerator(), MLPDiscriminator(), 2
+    elif model == "mlp-gan":
+        G, D, z_dim = MLPGANGenerator(), MLPGANDiscriminator(), 100
     elif model == "conv-32x32":
         G, D, z_dim = ConvGenerator(), ConvDiscriminator(), 32
         with torch.no_grad():  # give BatchNorm non-trivial running statistics
@@ -120,7 +151,7 @@ def make_latents(n: int, z_dim: int) -> torch.Tensor:
 
 def plain_loop(G, D, z, steps, batch_size, device, eta=ETA, gamma=GAMMA):
     c = math.sqrt(2 * gamma * eta)
-    zs, xs = [], []
+    zs, xs, ds = [], [], []
     for zb in z.split(batch_size):
         zb = zb.to(device)
         for _ in range(steps):
@@ -130,6 +161,8 @@ def plain_loop(G, D, z, steps, batch_size, device, eta=ETA, gamma=GAMMA):
             zb = zb + eta * g + c * torch.randn_like(zb)
         with torch.no_grad():
             x = G(zb)
+            d = D(x)  # the final logits, which refine returns too
+        ds.append(d.cpu())
         zs.append(zb.detach().cpu())
         xs.append(x.cpu())
     return torch.cat(zs), torch.cat(xs)
@@ -309,6 +342,7 @@ def main() -> None:
                    help="wall: time.perf_counter (default); cpu: time.process_time, steadier on a shared machine "
                         "with --threads 1 (CPU device only)")
     p.add_argument("--quick", action="store_true", help="small N, few steps: a smoke run")
+    p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), help="models to time (default: all)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     p.add_argument("--profile", action="store_true", help="print a cProfile of one dgflow.refine call per config")
     p.add_argument("--json", metavar="PATH", help="save all numbers as JSON")
@@ -330,11 +364,14 @@ def main() -> None:
     steps = args.steps if args.steps is not None else (3 if args.quick else 10)
     repeats = args.repeats if args.repeats is not None else (1 if args.quick else 3)
     torch.set_num_threads(args.threads)
-    # (model, N, batch sizes)
+    # (model, N, batch sizes, steps)
     if args.quick:
-        plan = [("mlp-2d", 1000, (1000, 250, 50)), ("conv-32x32", 64, (32,))]
+        plan = [("mlp-2d", 1000, (1000, 250, 50), steps), ("conv-32x32", 64, (32,), steps),
+                ("mlp-gan", 500, (500,), 25)]
     else:
-        plan = [("mlp-2d", 5000, (5000, 500, 50)), ("conv-32x32", 512, (128,))]
+        plan = [("mlp-2d", 5000, (5000, 500, 50), steps), ("conv-32x32", 512, (128,), steps),
+                ("mlp-gan", 1000, (500,), 25)]
+    plan = [p for p in plan if p[0] in args.models]
 
     mem_method = ("torch.cuda.max_memory_allocated() - memory_allocated() before the run" if device.type == "cuda"
                   else "peak RSS increase: VmHWM after the run (reset just before it via /proc/self/clear_refs) "
@@ -345,7 +382,7 @@ def main() -> None:
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     print(f"# device {device} ({dev_name}) | torch threads {torch.get_num_threads()} | os.cpu_count {os.cpu_count()}")
     clock = "wall-clock time.perf_counter" if args.clock == "wall" else "CPU time.process_time"
-    print(f"# update: eta={ETA} gamma={GAMMA} f=KL | steps={steps} | time = {clock}, best of {repeats} interleaved "
+    print(f"# update: eta={ETA} gamma={GAMMA} f=KL | steps={steps} (mlp-gan: 25) | time = {clock}, best of {repeats} interleaved "
           f"repeats after a warm-up (median in 'med s')")
     print(f"# peak MiB: fresh subprocess per row, one run, {mem_method}")
     try:
@@ -366,7 +403,7 @@ def main() -> None:
     print("# 'ovh us/step' = (time - plain time) / (batches * steps): the library's extra cost per batch-step")
 
     rows = []
-    for model, n, batches in plan:
+    for model, n, batches, model_steps in plan:
         G, D, z_dim = build_models(model, device)
         z = make_latents(n, z_dim)
         for batch in batches:
@@ -376,13 +413,13 @@ def main() -> None:
             times = {impl: [] for impl in IMPLS}
             for _ in range(repeats):
                 for impl in IMPLS:
-                    times[impl].append(timed(impl, G, D, z, steps, batch, device))
+                    times[impl].append(timed(impl, G, D, z, model_steps, batch, device))
             for impl in IMPLS:
-                rows.append(dict(model=model, batch=batch, n=n, steps=steps, impl=impl, times=times[impl],
+                rows.append(dict(model=model, batch=batch, n=n, steps=model_steps, impl=impl, times=times[impl],
                                  time=min(times[impl]), median=statistics.median(times[impl])))
             if args.profile:
-                print(f"\n# cProfile: dgflow.refine, {model}, batch {batch}, N {n}, steps {steps}")
-                print(profile_library(G, D, z, steps, batch, device))
+                print(f"\n# cProfile: dgflow.refine, {model}, batch {batch}, N {n}, steps {model_steps}")
+                print(profile_library(G, D, z, model_steps, batch, device))
         del G, D, z
         gc.collect()
 
@@ -395,7 +432,7 @@ def main() -> None:
 
     base = {(r["model"], r["batch"]): r for r in rows if r["impl"] == "plain loop"}
     head = ["model", "batch", "N", "steps", "implementation", "time s", "med s", "samples*steps/s", "peak MiB",
-            "ratio vs plain", "ovh us/step"]
+            "ratio vs plain", "ratio (med)", "ovh us/step"]
     lines = []
     for r in rows:
         b = base[(r["model"], r["batch"])]
@@ -406,7 +443,7 @@ def main() -> None:
         peak = r.get("peak_mib")
         lines.append([r["model"], str(r["batch"]), str(r["n"]), str(r["steps"]), r["impl"], f"{r['time']:.3f}",
                       f"{r['median']:.3f}", f"{r['throughput']:,.0f}", "-" if peak is None else f"{peak:.1f}",
-                      f"{r['ratio']:.3f}", "-" if r["impl"] == "plain loop" else f"{r['overhead_us_per_step']:+.0f}"])
+                      f"{r['ratio']:.3f}", f"{r['ratio_median']:.3f}", "-" if r["impl"] == "plain loop" else f"{r['overhead_us_per_step']:+.0f}"])
     widths = [max(len(h), *(len(l[i]) for l in lines)) for i, h in enumerate(head)]
     print()
     print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |")

@@ -125,3 +125,162 @@ def test_speed_options_are_validated_and_reach_the_config():
         validate({**toy, "memory_budget_gib": -1})
     cfg = validate({**toy, "autocast": "bf16", "max_batch_size": 64})
     assert cfg.speed_options() == SpeedOptions(autocast="bf16", max_batch_size=64)
+
+
+# ----------------------------------------------------------------------- finiteness checks in the loop
+
+
+def _target(d, g=None, guard=None):
+    return Target(g, DensityRatio(d), make_prior("normal", (3,)) if g is not None else None, guard=guard)
+
+
+def test_nonfinite_gradient_is_reported_with_finite_logits():
+    """sqrt(|x|) has a finite value but no finite derivative at 0: the fused check catches the gradient."""
+    d = lambda x: x.abs().sqrt().sum(1)  # noqa: E731
+    z = torch.zeros(4, 3)
+    with pytest.raises(FloatingPointError, match=r"gradient of the logit.*for 4 of 4 samples"):
+        _target(d, g=lambda z: z).evaluate(z)
+    with pytest.raises(FloatingPointError, match=r"gradient of the logit"):
+        dgflow.refine(lambda z: z, d, z, steps=2, progress=False)
+
+
+def test_fused_check_has_no_false_alarm_when_the_sum_overflows():
+    """Finite gradients of 3e38 sum to inf in float32: the parts are then examined, and all are finite."""
+    t = _target(lambda x: x.sum(1))
+    z = torch.ones(4, 3)
+    t._check_finite(z, z, torch.zeros(4), torch.full((4, 3), 3e38))  # no error
+    with pytest.raises(FloatingPointError, match="gradient of the logit"):
+        t._check_finite(z, z, torch.zeros(4), torch.tensor([[3e38, 0, 0], [0, 0, float("inf")]] * 2))
+
+
+def test_deferred_guard_raises_what_the_immediate_check_raises():
+    """With a FiniteGuard, evaluate() records instead of raising; check() raises the same error, for the
+    first bad evaluation, and blames the generator when its samples were non-finite."""
+    from dgflow.target import FiniteGuard
+
+    g_nan = lambda z: z + torch.where(z[:, :1] > 0, float("nan"), 0.0)  # noqa: E731
+    d = lambda x: -(x**2).sum(1)  # noqa: E731
+    z = torch.tensor([[1.0, 0, 0], [-1.0, 0, 0], [2.0, 0, 0], [-3.0, 0, 0], [-1.0, 0, 0]])
+    for grad in (True, False):
+        with pytest.raises(FloatingPointError) as immediate:
+            _target(d, g_nan).evaluate(z, grad=grad)
+        guard = FiniteGuard()
+        t = _target(d, g_nan, guard)
+        t.evaluate(-z.abs(), grad=grad)  # all finite
+        guard.check()
+        t.evaluate(z, grad=grad)  # 2 of 5 non-finite: recorded, not raised
+        t.evaluate(z[:1], grad=grad)  # a later bad evaluation does not overwrite the first
+        with pytest.raises(FloatingPointError) as deferred:
+            guard.check()
+        assert str(deferred.value) == str(immediate.value) and "for 2 of 5 samples" in str(immediate.value)
+    guard = FiniteGuard()  # data space: the logit is blamed, as in an immediate check
+    _target(lambda x: x.sum(1).log(), guard=guard).evaluate(z)
+    with pytest.raises(FloatingPointError, match="the discriminator returned 3 non-finite logits .* out of 5"):
+        guard.check()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_refine_steps_do_not_synchronise_on_cuda():
+    """The refine loop's steps (evaluate, finiteness guard, noise, update) run without a host sync:
+    torch.cuda.set_sync_debug_mode("error") turns any synchronising call into an error."""
+    from dgflow.refiners import REFINERS
+    from dgflow.rng import SampleNoise
+    from dgflow.target import FiniteGuard
+
+    torch.manual_seed(0)
+    g = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3)).cuda()
+    dnet = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1)).cuda()
+    for method, opts in [("dgflow", {"steps": 5}), ("ddls", {"steps": 5, "eps": 0.01, "metropolis": True})]:
+        refiner = REFINERS[method](**opts)
+        guard = FiniteGuard()
+        t = Target(g, DensityRatio(dnet), make_prior("normal", (3,)), guard=guard)
+        noise = SampleNoise(0, torch.arange(64), "cuda")
+        state = refiner.init(t, torch.randn(64, 3, device="cuda"))
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            for step in range(refiner.steps):
+                state = refiner.step(t, state, step, noise)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        guard.check()
+        assert torch.isfinite(state.z).all()
+    # and the whole refine() call on CUDA, with a NaN midway, still raises the immediate check's error
+    d_blowup = lambda x: torch.where(x.abs().amax(1) < 1.0, -((x - 5.0) ** 2).sum(1), torch.nan)  # noqa: E731
+    with pytest.raises(FloatingPointError, match="lower the step size"):
+        dgflow.refine(lambda z: z, d_blowup, torch.zeros(6, 2, device="cuda") + 0.1, method="dgflow", eta=1.0,
+                      gamma=0.0, device="cuda", progress=False)
+
+
+# ------------------------------------------------------------------------------------------ startup
+
+
+HEAVY = ("torch", "matplotlib", "scipy", "sklearn", "tensorboardX")
+
+
+def _modules_after(code: str) -> set[str]:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code + "\nimport sys; print(' '.join(sorted(sys.modules)))"],
+                         capture_output=True, text=True, check=True).stdout
+    return {m.split(".")[0] for m in out.split()}
+
+
+def test_import_dgflow_and_help_import_no_heavy_library():
+    """`import dgflow` and building the CLI parser (what `dgflow --help` does) load none of torch,
+    matplotlib, scipy, sklearn, tensorboardX; the API names load on first use, still without the
+    plotting and metrics libraries."""
+    assert not _modules_after("import dgflow") & set(HEAVY)
+    assert not _modules_after("import dgflow.cli; dgflow.cli.build_parser()") & set(HEAVY)
+    loaded = _modules_after("import dgflow\nfor name in dgflow.__all__: getattr(dgflow, name)")
+    assert "torch" in loaded and not loaded & set(HEAVY[1:])
+
+
+def test_lazy_names_are_the_modules_objects():
+    import dgflow.api
+    import dgflow.rng
+
+    assert dgflow.refine is dgflow.api.refine and dgflow.SampleNoise is dgflow.rng.SampleNoise
+    assert set(dgflow.__all__) <= set(dir(dgflow))
+    with pytest.raises(AttributeError, match="no attribute 'not_a_name'"):
+        dgflow.not_a_name  # noqa: B018
+
+
+# ------------------------------------------------------------------------------------------ threads
+
+
+def test_thread_default_never_exceeds_cores_or_affinity(monkeypatch):
+    import os
+
+    from dgflow import cli
+
+    cpus = cli._usable_cpus()
+    assert 1 <= cli.physical_cores(cpus) <= len(cpus)
+    n = cli.torch_threads_default()
+    assert 1 <= n <= min(cli.physical_cores(cpus), len(cpus), os.cpu_count())
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(4 * len(cpus)))  # more torchrun ranks than CPUs: one thread each
+    assert cli.torch_threads_default() == 1
+
+
+def test_configure_threads_says_what_it_chose(monkeypatch, capsys):
+    import os
+
+    from dgflow import cli
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))  # idle: the default
+        assert cli.configure_threads() == cli.torch_threads_default() == torch.get_num_threads()
+        assert "physical core" in capsys.readouterr().err
+        monkeypatch.setattr(os, "getloadavg", lambda: (1000.0, 0.0, 0.0))  # every CPU busy: one thread
+        assert cli.configure_threads() == 1 == torch.get_num_threads()
+        assert cli.configure_threads(requested=2) == 2 == torch.get_num_threads()
+        assert "2 CPU thread(s) (--threads)" in capsys.readouterr().err
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the user's choice is kept
+        torch.set_num_threads(1)
+        assert cli.configure_threads() == 1
+        assert "(OMP_NUM_THREADS)" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(before)

@@ -5,20 +5,31 @@
     result.x            # refined samples
     guided = dgflow.guide(denoiser, time_discriminator, n=1000, shape=(2,))   # diffusion + DG
     picked = dgflow.select(generator, discriminator, n=1000, method="drs")
+
+The public names are imported on first use (PEP 562), so ``import dgflow`` and ``dgflow --help``
+do not pay for torch and the plotting and metrics libraries until something needs them.
 """
 
-from .api import RefineResult, generate, normalize, refine, select
-from .diffusion import GuideResult, guide
-from .divergences import DIVERGENCES, FDivergence, get_divergence
-from .priors import NormalPrior, Prior, UniformPrior, make_prior
-from .ratio import DensityRatio, self_normalized
-from .refiners import REFINERS, Refiner
-from .refiners.auto import autotune, plot_pilot
-from .rng import SampleNoise
-from .selectors import SELECTORS, SelectResult, Selector
-from .speed import SpeedOptions
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "api": ["refine", "select", "generate", "normalize", "RefineResult"],
+    "diffusion": ["guide", "GuideResult"],
+    "divergences": ["FDivergence", "DIVERGENCES", "get_divergence"],
+    "priors": ["Prior", "NormalPrior", "UniformPrior", "make_prior"],
+    "ratio": ["DensityRatio", "self_normalized"],
+    "refiners": ["Refiner", "REFINERS"],
+    "refiners.auto": ["autotune", "plot_pilot"],
+    "rng": ["SampleNoise"],
+    "selectors": ["Selector", "SELECTORS", "SelectResult"],
+    "speed": ["SpeedOptions"],
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = [
     "refine", "select", "generate", "normalize", "guide", "RefineResult", "GuideResult", "SelectResult", "DensityRatio", "self_normalized",
@@ -26,3 +37,34 @@ __all__ = [
     "Prior", "NormalPrior", "UniformPrior", "make_prior",
     "Refiner", "REFINERS", "autotune", "plot_pilot", "Selector", "SELECTORS", "SampleNoise", "SpeedOptions",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        try:  # a submodule, e.g. dgflow.zoo after a plain `import dgflow`
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # static checkers and IDEs see the eager imports
+    from .api import RefineResult, generate, normalize, refine, select
+    from .diffusion import GuideResult, guide
+    from .divergences import DIVERGENCES, FDivergence, get_divergence
+    from .priors import NormalPrior, Prior, UniformPrior, make_prior
+    from .ratio import DensityRatio, self_normalized
+    from .refiners import REFINERS, Refiner
+    from .refiners.auto import autotune, plot_pilot
+    from .rng import SampleNoise
+    from .selectors import SELECTORS, SelectResult, Selector
+    from .speed import SpeedOptions

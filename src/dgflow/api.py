@@ -17,7 +17,7 @@ from .refiners.base import build
 from .rng import SampleNoise
 from .selectors import SELECTORS, Proposals, SelectResult
 from .speed import SpeedOptions, accelerate, speed_options
-from .target import Target, eval_mode
+from .target import FiniteGuard, Target, eval_mode
 
 
 @dataclass
@@ -120,15 +120,18 @@ def refine(
                 with torch.no_grad():
                     start = latent_target.bind(batch_labels).sample(start)
             t = target.bind(batch_labels)
+            t.guard = FiniteGuard() if device.type != "cpu" else None  # no host sync per step on accelerators
             state = refiner.init(t, start)
-            hist = [_snapshot(state, keep_samples)] if 0 in steps_kept else []
+            hist = [_snapshot(state, keep_samples, t.guard)] if 0 in steps_kept else []
             for step in range(refiner.steps):
                 state = refiner.step(t, state, step, noise)
                 if callback is not None:
                     callback({"step": step + 1, "state": state, "sample_ids": ids[index], "target": t})
                 if step + 1 in steps_kept:
-                    hist.append(_snapshot(state, keep_samples))
+                    hist.append(_snapshot(state, keep_samples, t.guard))
                 bar.update(len(index))
+            if t.guard is not None:
+                t.guard.check()
             outs["z"].append(state.z.cpu() if space == "latent" else z[index])
             outs["x"].append(state.x.cpu())
             outs["logit"].append(state.logit.cpu())
@@ -317,7 +320,9 @@ def _kept_steps(steps: int, save_interval: int | None) -> set[int]:
     return set(range(0, steps + 1, save_interval)) | {steps}
 
 
-def _snapshot(state: Any, keep_samples: bool) -> tuple[Tensor, Tensor | None, Tensor]:
+def _snapshot(state: Any, keep_samples: bool, guard: FiniteGuard | None = None) -> tuple[Tensor, Tensor | None, Tensor]:
+    if guard is not None:  # a save point synchronises anyway: raise here for what was non-finite so far
+        guard.check()
     return state.z.cpu(), state.x.cpu() if keep_samples else None, state.logit.cpu()
 
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    configure_threads()
     from .experiments.toy2d import run_toy2d
 
     print(f"dgflow demo: 2-D reproduction (n={args.n} samples per method, seed {args.seed}) -> {args.out}/", flush=True)
@@ -120,6 +121,7 @@ def _cmd_refine(args: argparse.Namespace) -> int:
     from .runner import run
 
     cfg = load_config(args.config, _overrides(args.set))
+    configure_threads()
     run_dir = run(cfg, args.config, progress=not args.quiet, overwrite=args.overwrite)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one report
         print(f"outputs in {run_dir}/ (samples/, metrics.json, metrics.png, grid_step_*.png, refinement.gif)")
@@ -167,10 +169,56 @@ def _cmd_methods(args: argparse.Namespace) -> int:
     return 0
 
 
-def torch_threads_default() -> int:
-    import os
+def _usable_cpus() -> set[int]:
+    try:
+        return set(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return set(range(os.cpu_count() or 1))
 
-    return os.cpu_count() or 1
+
+def physical_cores(cpus: set[int]) -> int:
+    """How many physical cores the logical CPUs ``cpus`` sit on (Linux sysfs; ``len(cpus)`` elsewhere)."""
+    cores = set()
+    for cpu in cpus:
+        topology = f"/sys/devices/system/cpu/cpu{cpu}/topology"
+        try:
+            with open(f"{topology}/physical_package_id") as package, open(f"{topology}/core_id") as core:
+                cores.add((package.read().strip(), core.read().strip()))
+        except OSError:
+            return len(cpus)
+    return max(1, len(cores))
+
+
+def torch_threads_default() -> int:
+    """``min(physical cores, CPUs this process may run on)``, shared among the torchrun ranks of this node:
+    more threads than cores only adds contention (hyperthreads share a core's arithmetic units)."""
+    cpus = _usable_cpus()
+    ranks = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+    return max(1, min(physical_cores(cpus), len(cpus)) // ranks)
+
+
+def configure_threads(requested: int | None = None) -> int:
+    """Set torch's CPU thread count for a CLI job and say so (one line on stderr).
+
+    ``requested`` (``--threads``) or ``OMP_NUM_THREADS`` win; otherwise :func:`torch_threads_default` less
+    the CPUs other processes keep busy (the 1-minute load average, read before this job starts), at
+    least 1: on a loaded machine extra threads only wait for each other.
+    """
+    import torch
+
+    if requested is not None:
+        n, why = requested, "--threads"
+    elif os.environ.get("OMP_NUM_THREADS"):
+        n, why = torch.get_num_threads(), "OMP_NUM_THREADS"
+    else:
+        cores = torch_threads_default()
+        busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        n = max(1, min(cores, round(len(_usable_cpus()) - busy)))
+        why = f"{cores} physical core(s) available, load average {busy:.1f}; set OMP_NUM_THREADS to choose"
+    torch.set_num_threads(n)
+    if os.environ.get("RANK", "0") == "0":
+        print(f"dgflow: {n} CPU thread(s) ({why})", file=sys.stderr, flush=True)
+    return n
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -47,11 +47,12 @@ class DensityRatio(nn.Module):
         # register modules so .to(), .eval() and state_dict() see them
         self.modules_ = nn.ModuleList([t for t in flat if isinstance(t, nn.Module)])
 
-    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, labels: Tensor | None = None, *, check_finite: bool = True) -> Tensor:
+        """``check_finite=False``: check types and shapes only (a caller that checks finiteness itself)."""
         total = None
         for k, term in enumerate(self.terms):
             out = term(x) if labels is None else term(x, labels)
-            d = check_logits(out, len(x), _term_name(k, term))
+            d = check_logits(out, len(x), _term_name(k, term), check_finite)
             total = d if total is None else total + d
         return total + self.offset if self.offset else total
 
@@ -69,7 +70,7 @@ def self_normalized(ratio: LogitFn | DensityRatio, generated_logits: Tensor) -> 
     return DensityRatio(ratio, offset=-float(log_mean_exp))
 
 
-def check_logits(out: object, batch: int, who: str = "the discriminator") -> Tensor:
+def check_logits(out: object, batch: int, who: str = "the discriminator", check_finite: bool = True) -> Tensor:
     """Validate a logit output and return it shaped ``[B]``."""
     if not isinstance(out, Tensor):
         raise TypeError(f"{who} returned {type(out).__name__}; it must return a tensor of logits shaped [B] or [B, 1]")
@@ -79,23 +80,32 @@ def check_logits(out: object, batch: int, who: str = "the discriminator") -> Ten
         raise ValueError(f"{who} returned shape {tuple(out.shape)} for a batch of {batch}; it must return one logit "
                          f"per sample, shaped [{batch}] or [{batch}, 1] (a vector-valued critic needs a "
                          "density-ratio corrector instead)")
-    bad = ~torch.isfinite(out)
-    if bad.any():
-        raise FloatingPointError(f"{who} returned {int(bad.sum())} non-finite logits (NaN or inf) out of {batch}; "
-                                 "check the model and its weights, or lower the step size if it happened mid-refinement")
+    if check_finite:
+        bad = ~torch.isfinite(out)
+        if bad.any():
+            raise nonfinite_logits_error(int(bad.sum()), batch, who)
     return out
 
 
-def check_samples(x: object, batch: int, who: str = "the generator") -> Tensor:
+def nonfinite_logits_error(n_bad: int, batch: int, who: str = "the discriminator") -> FloatingPointError:
+    return FloatingPointError(f"{who} returned {n_bad} non-finite logits (NaN or inf) out of {batch}; "
+                              "check the model and its weights, or lower the step size if it happened mid-refinement")
+
+
+def nonfinite_samples_error(n_bad: int, batch: int, who: str = "the generator") -> FloatingPointError:
+    return FloatingPointError(f"{who} returned non-finite values (NaN or inf) for {n_bad} of {batch} samples; "
+                              "check its weights, or lower the step size if the latents diverged")
+
+
+def check_samples(x: object, batch: int, who: str = "the generator", check_finite: bool = True) -> Tensor:
     if not isinstance(x, Tensor):
         raise TypeError(f"{who} returned {type(x).__name__}; it must return a tensor of samples")
     if x.ndim == 0 or x.shape[0] != batch:
         raise ValueError(f"{who} returned shape {tuple(x.shape)} for {batch} latents; the first dimension must be the batch")
-    bad = ~torch.isfinite(x)
-    if bad.any():
-        n_bad = int(bad.flatten(1).any(1).sum())
-        raise FloatingPointError(f"{who} returned non-finite values (NaN or inf) for {n_bad} of {batch} samples; "
-                                 "check its weights, or lower the step size if the latents diverged")
+    if check_finite:
+        bad = ~torch.isfinite(x)
+        if bad.any():
+            raise nonfinite_samples_error(int(bad.flatten(1).any(1).sum()), batch, who)
     return x
 
 

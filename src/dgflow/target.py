@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from .priors import Prior
-from .ratio import DensityRatio, check_samples
+from .ratio import DensityRatio, check_samples, nonfinite_logits_error, nonfinite_samples_error
 from .speed import SpeedOptions, to_layout
 
 
@@ -36,12 +36,14 @@ class Target:
     """
 
     def __init__(self, transform: Callable[..., Tensor] | None, ratio: DensityRatio,
-                 prior: Prior | None, labels: Tensor | None = None, speed: SpeedOptions | None = None):
+                 prior: Prior | None, labels: Tensor | None = None, speed: SpeedOptions | None = None,
+                 guard: FiniteGuard | None = None):
         self.transform = transform  # None: data space (identity)
         self.ratio = ratio
         self.prior = prior
         self.labels = labels
         self.speed = speed
+        self.guard = guard  # None: evaluate() checks finiteness at once; else it defers to the guard
 
     @property
     def space(self) -> str:
@@ -49,7 +51,7 @@ class Target:
 
     def bind(self, labels: Tensor | None) -> Target:
         """The same target for a batch with these labels."""
-        return Target(self.transform, self.ratio, self.prior, labels, self.speed)
+        return Target(self.transform, self.ratio, self.prior, labels, self.speed, self.guard)
 
     def labels_for(self, n: int) -> Tensor | None:
         """The labels of a batch of ``n`` (a single class label is repeated)."""
@@ -76,23 +78,23 @@ class Target:
             return out.to(like.dtype if like.is_floating_point() else torch.float32)
         return out
 
-    def sample(self, z: Tensor) -> Tensor:
+    def sample(self, z: Tensor, check_finite: bool = True) -> Tensor:
         if self.transform is None:
             return z
         chunks = self._chunks(len(z))
         if chunks:
-            return torch.cat([t.sample(z[rows]) for rows, t in chunks])
+            return torch.cat([t.sample(z[rows], check_finite) for rows, t in chunks])
         labels = self.labels_for(len(z))
         with self._autocast(z):
             x = self.transform(z) if labels is None else self.transform(z, labels)
-        return check_samples(self._float(x, z), len(z))
+        return check_samples(self._float(x, z), len(z), check_finite=check_finite)
 
-    def discriminate(self, x: Tensor) -> Tensor:
+    def discriminate(self, x: Tensor, check_finite: bool = True) -> Tensor:
         chunks = self._chunks(len(x))
         if chunks:
-            return torch.cat([t.discriminate(x[rows]) for rows, t in chunks])
+            return torch.cat([t.discriminate(x[rows], check_finite) for rows, t in chunks])
         with self._autocast(x):
-            d = self.ratio(to_layout(x, self.speed), self.labels_for(len(x)))
+            d = self.ratio(to_layout(x, self.speed), self.labels_for(len(x)), check_finite=check_finite)
         return self._float(d, x)
 
     @torch.no_grad()
@@ -107,23 +109,98 @@ class Target:
             return Evaluation(*(None if p[0] is None else torch.cat(p) for p in zip(*parts)))
         if not grad:
             with torch.no_grad():
-                x = self.sample(z)
-                return Evaluation(z, x, self.discriminate(x), None)
+                x = self.sample(z, check_finite=False)
+                d = self.discriminate(x, check_finite=False)
+            self._check_finite(z, x, d, None)
+            return Evaluation(z, x, d, None)
         with torch.enable_grad():
             z_ = z.detach().requires_grad_(True)
-            x = self.sample(z_)
-            d = self.discriminate(x)
+            x = self.sample(z_, check_finite=False)
+            d = self.discriminate(x, check_finite=False)
             if not d.requires_grad:
+                if self.guard is None:
+                    self._check_finite(z, x.detach(), d, None)  # a non-finite logit is the first thing to report
                 raise RuntimeError("the discriminator's output carries no gradient back to its input (did the "
                                    "generator or discriminator run under torch.no_grad(), detach, or leave autograd?); "
                                    "gradient-based refiners need d(g(z)) differentiable in z")
             (g,) = torch.autograd.grad(d.sum(), z_, allow_unused=True)
             if g is None:
                 g = torch.zeros_like(z_)
-        return Evaluation(z.detach(), x.detach(), d.detach(), g)
+        x, d = x.detach(), d.detach()
+        self._check_finite(z, x, d, g)
+        return Evaluation(z.detach(), x, d, g)
+
+    def _check_finite(self, z: Tensor, x: Tensor, d: Tensor, grad: Tensor | None) -> None:
+        """Raise if the logit or the gradient holds NaN or inf (a NaN in ``x`` reaches the logit).
+
+        One reduction, ``isfinite(sum d + sum grad)``; only when it fails are the parts examined (the
+        sum can also overflow), by evaluating again with the per-output checks, so the error names
+        the generator or the discriminator (term) exactly as an unchecked call would. With a
+        :class:`FiniteGuard` the test is recorded on the device instead (no host synchronisation).
+        """
+        if self.guard is not None:
+            self.guard.record(None if self.transform is None else x, d, grad)
+            return
+        total = d.sum() if grad is None else d.sum() + grad.sum()
+        if bool(torch.isfinite(total)):
+            return
+        with torch.no_grad():
+            self.discriminate(self.sample(z))  # raises the generator's or a logit term's error
+        bad = ~torch.isfinite(d)
+        if bad.any():
+            raise nonfinite_logits_error(int(bad.sum()), len(d))
+        if grad is not None:
+            bad = ~torch.isfinite(grad)
+            if bad.any():
+                raise nonfinite_gradient_error(int(bad.flatten(1).any(1).sum()), len(grad))
 
     def constrain(self, z: Tensor) -> Tensor:
         return z if self.prior is None or self.transform is None else self.prior.constrain(z)
+
+
+def nonfinite_gradient_error(n_bad: int, batch: int) -> FloatingPointError:
+    return FloatingPointError(f"the gradient of the logit, grad_z d(g(z)), holds non-finite values (NaN or inf) for "
+                              f"{n_bad} of {batch} samples although the logits are finite; check the models for "
+                              "operations without a finite derivative (sqrt or log at 0, ...), or lower the step size")
+
+
+class FiniteGuard:
+    """Deferred finiteness checks for accelerators: :meth:`record` keeps, on the device and without a
+    host synchronisation, the counts of non-finite samples, logits and gradient rows of the first
+    evaluation that had any; :meth:`check` (at save points and at the end) raises the error an
+    immediate check would have raised, with the same counts.
+
+    ``x`` is counted too: on a GPU the extra elementwise pass costs little, and it lets the error
+    blame the generator rather than the discriminator, as the immediate check does.
+    """
+
+    def __init__(self) -> None:
+        self.first: Tensor | None = None  # [bad x rows, bad logits, bad gradient rows, batch]
+
+    def record(self, x: Tensor | None, d: Tensor, grad: Tensor | None) -> None:
+        """``x``: the generator's samples (None in data space, where there is no generator)."""
+        def bad_rows(t: Tensor) -> Tensor:
+            return (~torch.isfinite(t)).reshape(len(t), -1).any(1).sum()
+
+        zero = torch.zeros((), dtype=torch.int64, device=d.device)
+        counts = torch.stack([zero if x is None or not x.is_floating_point() else bad_rows(x), bad_rows(d),
+                              zero if grad is None else bad_rows(grad), zero + len(d)])
+        if self.first is None:
+            self.first = counts
+        else:
+            self.first = torch.where(self.first[:3].any(), self.first, counts)
+
+    def check(self) -> None:
+        """Raise for the first recorded evaluation with a non-finite value (one host synchronisation)."""
+        if self.first is None:
+            return
+        bad_x, bad_d, bad_g, batch = self.first.tolist()
+        if bad_x:
+            raise nonfinite_samples_error(bad_x, batch)
+        if bad_d:
+            raise nonfinite_logits_error(bad_d, batch)
+        if bad_g:
+            raise nonfinite_gradient_error(bad_g, batch)
 
 
 @contextlib.contextmanager
