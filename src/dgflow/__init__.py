@@ -7,11 +7,12 @@
     picked = dgflow.select(generator, discriminator, n=1000, method="drs")
 """
 
+from .byo import wrap
 from .api import RefineResult, generate, normalize, refine, select
 from .diffusion import GuideResult, guide
 from .divergences import DIVERGENCES, FDivergence, get_divergence
 from .priors import NormalPrior, Prior, UniformPrior, make_prior
-from .ratio import DensityRatio, self_normalized
+from .ratio import DensityRatio, from_probability, self_normalized
 from .refiners import REFINERS, Refiner
 from .refiners.auto import autotune, plot_pilot
 from .rng import SampleNoise
@@ -25,4 +26,5 @@ __all__ = [
     "FDivergence", "DIVERGENCES", "get_divergence",
     "Prior", "NormalPrior", "UniformPrior", "make_prior",
     "Refiner", "REFINERS", "autotune", "plot_pilot", "Selector", "SELECTORS", "SampleNoise", "SpeedOptions",
+    "from_probability", "wrap",
 ]

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..rng import SampleNoise
@@ -148,6 +148,7 @@ def guide(
     Results do not depend on ``batch_size``.
     """
     from ..api import _check_int, _check_labels, _resolve_device
+    from ..target import eval_mode
 
     _check_int("batch_size", batch_size, 1)
     if latents is None:
@@ -174,12 +175,8 @@ def guide(
     device = _resolve_device(device, denoiser, discriminator)
     settings = dict(steps=steps, sigma_min=sigma_min, sigma_max=sigma_max, rho=rho, S_churn=S_churn, S_min=S_min,
                     S_max=S_max, S_noise=S_noise)
-    modules = [m for m in (denoiser, discriminator) if isinstance(m, nn.Module)]
-    modes = [m.training for m in modules]
     xs = []
-    try:
-        for m in modules:
-            m.eval()
+    with eval_mode(denoiser, *([discriminator] if discriminator is not None else [])):  # frozen, eval mode
         with tqdm(total=n, desc="DG sampler" if guidance else "EDM sampler", disable=None if progress else True,
                   leave=False) as bar:
             for index in torch.arange(n).split(batch_size):
@@ -193,9 +190,6 @@ def guide(
                                    callback=callback, **settings)
                 xs.append(x.cpu())
                 bar.update(len(index))
-    finally:
-        for m, mode in zip(modules, modes):
-            m.train(mode)
     options = {**settings, "w_euler": w_euler, "w_heun": w_heun, "sigma_range": list(sigma_range),
                "boosting": boosting, "guided": guidance is not None}
     return GuideResult(x=torch.cat(xs), sample_ids=ids, labels=labels, options=options)
