@@ -7,7 +7,7 @@
     picked = dgflow.select(generator, discriminator, n=1000, method="drs")
 """
 
-from .byo import wrap
+from .byo import w_space, wrap
 from .api import RefineResult, generate, normalize, refine, select
 from .diffusion import GuideResult, guide
 from .divergences import DIVERGENCES, FDivergence, get_divergence
@@ -26,5 +26,5 @@ __all__ = [
     "FDivergence", "DIVERGENCES", "get_divergence",
     "Prior", "NormalPrior", "UniformPrior", "make_prior",
     "Refiner", "REFINERS", "autotune", "plot_pilot", "Selector", "SELECTORS", "SampleNoise", "SpeedOptions",
-    "from_probability", "wrap",
+    "from_probability", "wrap", "w_space",
 ]

@@ -157,3 +157,60 @@ def first_device(*objs: Any) -> torch.device | None:
             for t in (*m.parameters(), *m.buffers()):
                 return t.device
     return None
+
+
+class WSpace(nn.Module):
+    """A StyleGAN generator refined in its intermediate latent space W (see :func:`w_space`).
+
+    ``forward(u) = G.synthesis(broadcast(w_mean + w_std * u))``: the standard-normal latent ``u`` is
+    ``w`` standardised by the mean and standard deviation of ``G.mapping``'s outputs, so dgflow's
+    normal prior is the Gaussian fit ``N(w_mean, diag(w_std^2))`` of W's law (exact when W is Gaussian).
+    """
+
+    def __init__(self, G: nn.Module, n: int = 10_000, seed: int = 0, c: Tensor | None = None,
+                 **synthesis_kwargs: Any):
+        super().__init__()
+        for name in ("mapping", "synthesis"):
+            if not callable(getattr(G, name, None)):
+                raise TypeError(f"w_space needs a StyleGAN-style generator with G.mapping and G.synthesis; "
+                                f"{type(G).__name__} has no {name!r}")
+        self.G = G
+        self.synthesis_kwargs = synthesis_kwargs
+        z_dim = getattr(G, "z_dim", None)
+        if z_dim is None:
+            raise TypeError("w_space needs G.z_dim (the size of the mapping network's input z)")
+        with torch.no_grad():
+            device = first_device(G) or torch.device("cpu")
+            z = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed)).to(device)
+            ws = G.mapping(z, None if c is None else c.expand(n, *c.shape[1:]))
+        if ws.ndim != 3:
+            raise ValueError(f"G.mapping returned shape {tuple(ws.shape)}; expected [B, num_ws, w_dim]")
+        self.num_ws = ws.shape[1]
+        w = ws[:, 0].double()
+        self.register_buffer("w_mean", w.mean(0).float())
+        self.register_buffer("w_std", w.std(0).clamp_min(1e-8).float())
+        self.c = c
+
+    def forward(self, u: Tensor) -> Tensor:
+        w = self.w_mean + self.w_std * u
+        return self.G.synthesis(w[:, None, :].expand(-1, self.num_ws, -1), **self.synthesis_kwargs)
+
+    def latents(self, z: Tensor) -> Tensor:
+        """The ``u`` of ``G``'s own samples ``G.mapping(z)``: refinement starts where ``G(z)`` is."""
+        with torch.no_grad():
+            c = None if self.c is None else self.c.expand(len(z), *self.c.shape[1:])
+            return (self.G.mapping(z, c)[:, 0] - self.w_mean) / self.w_std
+
+
+def w_space(G: nn.Module, n: int = 10_000, seed: int = 0, c: Tensor | None = None, **synthesis_kwargs: Any) -> WSpace:
+    """Refine a StyleGAN (``G.mapping(z, c) -> [B, num_ws, w_dim]``, ``G.synthesis(ws)``) in W instead of Z::
+
+        W = dgflow.w_space(G, noise_mode="const")         # fits w's mean / std on n mapped latents
+        res = dgflow.refine(W, D, z=W.latents(z))         # starts at G's samples; res.x are images
+
+    ``c``: a fixed class (one row, e.g. one-hot ``[1, c_dim]``) for a conditional StyleGAN.
+    ``synthesis_kwargs`` go to ``G.synthesis`` (StyleGAN2: ``noise_mode="const"`` so the per-layer
+    noise does not change between steps). Refining in Z needs no helper:
+    ``dgflow.refine(dgflow.wrap(lambda z: G(z, None, noise_mode="const"), G), D, n=..., latent_shape=(G.z_dim,))``.
+    """
+    return WSpace(G, n, seed, c, **synthesis_kwargs)
