@@ -86,7 +86,7 @@ class DensityRatio(nn.Module):
             out = term(x) if labels is None else term(x, labels)
             who = _term_name(k, term)
             d = check_logits(out, len(x), who)
-            if not self._probed[k] and len(d) >= PROBE_MIN:
+            if not self._probed[k] and len(d) >= PROBE_MIN and not isinstance(term, FromProbability):
                 self._probed[k] = True
                 check_not_probability(d, term, who, self.strict)
             total = d if total is None else total + d
