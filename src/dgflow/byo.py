@@ -9,7 +9,7 @@ every ``nn.Module`` they can reach in eval mode and freeze its parameters for th
 * for a function or lambda: the modules in its closure cells and the module-level (global)
   names its code uses; for a bound method: its ``__self__``; for ``functools.partial``: its
   function and arguments; for any other callable object: the modules among its attributes;
-  lists, tuples and dicts of these are searched too (to a depth of 4).
+  lists, tuples and dicts (of at most 64 items) of these are searched too, to a depth of 4.
 
 A callable with no reachable module (a closed-form logit, or a network hidden somewhere the
 search does not look) gets a one-time warning: eval mode cannot be applied to it, so dropout
@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 _MAX_DEPTH = 4
+_MAX_ITEMS = 64  # containers searched: lists, tuples and dicts of at most this many items
 _warned_codes: set[Any] = set()
 
 
@@ -83,10 +84,10 @@ def _search(obj: Any, found: dict[int, nn.Module], seen: set[int], depth: int) -
                 if not isinstance(value, (nn.Module, type)) and (callable(value) or isinstance(value, (list, tuple, dict))):
                     _search(value, found, seen, depth + 1)
         return
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        children: Iterable[Any] = obj
-    elif isinstance(obj, dict):
-        children = obj.values()
+    if isinstance(obj, (list, tuple, set, frozenset, dict)):
+        if len(obj) > _MAX_ITEMS:  # a data list, not a few networks
+            return
+        children: Iterable[Any] = obj.values() if isinstance(obj, dict) else obj
     elif isinstance(obj, functools.partial):
         children = (obj.func, *obj.args, *obj.keywords.values())
     elif inspect.ismethod(obj):
