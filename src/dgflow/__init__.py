@@ -22,7 +22,8 @@ _EXPORTS = {
     "diffusion": ["guide", "GuideResult"],
     "divergences": ["FDivergence", "DIVERGENCES", "get_divergence"],
     "priors": ["Prior", "NormalPrior", "UniformPrior", "make_prior"],
-    "ratio": ["DensityRatio", "self_normalized"],
+    "ratio": ["DensityRatio", "self_normalized", "from_probability"],
+    "byo": ["wrap", "w_space"],
     "refiners": ["Refiner", "REFINERS"],
     "refiners.auto": ["autotune", "plot_pilot"],
     "rng": ["SampleNoise"],
@@ -36,6 +37,7 @@ __all__ = [
     "FDivergence", "DIVERGENCES", "get_divergence",
     "Prior", "NormalPrior", "UniformPrior", "make_prior",
     "Refiner", "REFINERS", "autotune", "plot_pilot", "Selector", "SELECTORS", "SampleNoise", "SpeedOptions",
+    "from_probability", "wrap", "w_space",
 ]
 
 
@@ -62,7 +64,8 @@ if TYPE_CHECKING:  # static checkers and IDEs see the eager imports
     from .diffusion import GuideResult, guide
     from .divergences import DIVERGENCES, FDivergence, get_divergence
     from .priors import NormalPrior, Prior, UniformPrior, make_prior
-    from .ratio import DensityRatio, self_normalized
+    from .byo import w_space, wrap
+    from .ratio import DensityRatio, from_probability, self_normalized
     from .refiners import REFINERS, Refiner
     from .refiners.auto import autotune, plot_pilot
     from .rng import SampleNoise

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from .byo import first_device
 from .priors import Prior, make_prior
 from .ratio import DensityRatio, self_normalized
 from .refiners import REFINERS
@@ -269,11 +270,7 @@ def _check_int(name: str, value: Any, low: int) -> None:
 def _resolve_device(device: torch.device | str | None, *models: Any) -> torch.device:
     if device is not None:
         return torch.device(device)
-    for m in models:
-        if isinstance(m, nn.Module):
-            for p in m.parameters():
-                return p.device
-    return torch.device("cpu")
+    return first_device(*models) or torch.device("cpu")  # also modules inside a lambda or dgflow.wrap
 
 
 def _latents(z: Tensor | None, n: int | None, latent_shape: Sequence[int] | None, prior: Any, seed: int,

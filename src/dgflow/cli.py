@@ -148,6 +148,19 @@ def _cmd_fid_ref(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_npz_arr0, export_png, run_samples
+
+    if not (args.png or args.npz_arr0):
+        raise ValueError("say what to write: --png DIR (an image folder) and/or --npz-arr0 FILE (guided-diffusion's format)")
+    images, ids, source = run_samples(args.run, step=args.step, variant=args.variant)
+    if args.png:
+        print(f"wrote {export_png(images, ids, args.png)} PNG images from {source} to {args.png}/")
+    if args.npz_arr0:
+        print(f"wrote arr_0 {export_npz_arr0(images, args.npz_arr0)} (uint8 NHWC) from {source} to {args.npz_arr0}")
+    return 0
+
+
 def _cmd_methods(args: argparse.Namespace) -> int:
     from .refiners import REFINERS
     from .selectors import SELECTORS
@@ -370,6 +383,15 @@ def build_parser() -> argparse.ArgumentParser:
     ref.add_argument("--device", default=None)
     ref.add_argument("--threads", type=int, default=torch_threads_default())
     ref.set_defaults(func=_cmd_fid_ref)
+
+    exp = sub.add_parser("export", help="a run's images as a PNG folder (EDM, clean-fid, pytorch-fid) or "
+                         "guided-diffusion's npz (arr_0)")
+    exp.add_argument("run", help="folder of a `dgflow refine` or `dgflow sample` run")
+    exp.add_argument("--png", metavar="DIR", help="write DIR/<id:06d>.png per sample")
+    exp.add_argument("--npz-arr0", metavar="FILE", help="write FILE (.npz) with arr_0: uint8 [N, H, W, 3]")
+    exp.add_argument("--step", type=int, default=None, help="refine runs: the step to export (default: the last)")
+    exp.add_argument("--variant", default=None, help="sample runs: guided or unguided (default: guided)")
+    exp.set_defaults(func=_cmd_export)
 
     methods = sub.add_parser("methods", help="list the methods and their options")
     methods.set_defaults(func=_cmd_methods)

@@ -14,6 +14,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from .byo import modules_of
 from .priors import Prior
 from .ratio import DensityRatio, check_samples, nonfinite_logits_error, nonfinite_samples_error
 from .speed import SpeedOptions, to_layout
@@ -205,14 +206,21 @@ class FiniteGuard:
 
 @contextlib.contextmanager
 def eval_mode(*models: object) -> Iterator[None]:
-    """Every ``nn.Module`` among ``models`` in eval mode with its parameters frozen
-    (``requires_grad=False``); each module's flags are restored after.
+    """Every ``nn.Module`` reachable from ``models`` in eval mode with its parameters frozen
+    (``requires_grad=False``); each module's flags are restored after. Reachable: see
+    :mod:`dgflow.byo` (modules, ``dgflow.wrap``, closures); a callable with none gets a one-time warning.
 
     Refinement differentiates with respect to the input only: with frozen weights autograd keeps
     only what ``grad_z`` needs (a linear or conv layer saves its weight, not its input activation)
     and builds no weight-gradient graph, which saves memory and time and changes no number.
     """
-    modules = [m for m in models if isinstance(m, nn.Module)]
+    found: dict[int, nn.Module] = {}
+    for obj in models:
+        parts = obj.terms if isinstance(obj, DensityRatio) else [obj]
+        found.update((id(m), m) for part in parts for m in modules_of(part, "a model passed to dgflow"))
+        if isinstance(obj, nn.Module):
+            found.setdefault(id(obj), obj)
+    modules = list(found.values())
     saved = [(sub, sub.training) for m in modules for sub in m.modules()]
     params = {id(p): (p, p.requires_grad) for m in modules for p in m.parameters()}
     for m in modules:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..rng import SampleNoise
@@ -189,6 +189,7 @@ def guide(
     drawn latents; ``None``: the latents' dtype throughout). See :class:`DiscriminatorGuidance`.
     """
     from ..api import _check_int, _check_labels, _resolve_device
+    from ..target import eval_mode
 
     _check_int("batch_size", batch_size, 1)
     if latents is None:
@@ -216,12 +217,8 @@ def guide(
     device = _resolve_device(device, denoiser, discriminator)
     settings = dict(steps=steps, sigma_min=sigma_min, sigma_max=sigma_max, rho=rho, S_churn=S_churn, S_min=S_min,
                     S_max=S_max, S_noise=S_noise)
-    modules = [m for m in (denoiser, discriminator) if isinstance(m, nn.Module)]
-    modes = [m.training for m in modules]
     xs = []
-    try:
-        for m in modules:
-            m.eval()
+    with eval_mode(denoiser, *([discriminator] if discriminator is not None else [])):  # frozen, eval mode
         with tqdm(total=n, desc="DG sampler" if guidance else "EDM sampler", disable=None if progress else True,
                   leave=False) as bar:
             for index in torch.arange(n).split(batch_size):
@@ -235,9 +232,6 @@ def guide(
                                    callback=callback, dtype=dtype, **settings)
                 xs.append(x.cpu())
                 bar.update(len(index))
-    finally:
-        for m, mode in zip(modules, modes):
-            m.train(mode)
     options = {**settings, "w_euler": w_euler, "w_heun": w_heun, "sigma_range": list(sigma_range),
                "boosting": boosting, "clip": clip, "boost_noise": boost_noise,
                "dtype": None if dtype is None else str(dtype).removeprefix("torch."), "guided": guidance is not None}
