@@ -230,3 +230,13 @@ def test_drs_per_chain_matches_transcription(pct):
         assert torch.equal(res.z, want), f"batch_size={batch_size}"
         assert res.info["fallback_chains"] == fallbacks
     assert 0 < fallbacks < n  # both the first acceptance and the argmax fallback are exercised
+
+
+def test_drs_per_chain_options_are_checked():
+    with pytest.raises(ValueError, match="chain_length applies to DRS's per-chain rule only"):
+        dgflow.select(G, D, 3, method="drs", latent_shape=(2,), chain_length=10, progress=False)
+    with pytest.raises(ValueError, match="max_proposals caps DRS's default rule"):
+        dgflow.select(G, D, 3, method="drs", latent_shape=(2,), gamma_per_chain=True, max_proposals=10,
+                      progress=False)
+    with pytest.raises(ValueError, match="chain_length must be a whole number >= 1"):
+        dgflow.select(G, D, 3, method="drs", latent_shape=(2,), gamma_per_chain=True, chain_length=0, progress=False)

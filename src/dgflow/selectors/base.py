@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from .. import distributed
 from ..rng import SampleNoise
 from ..target import Target
 
@@ -38,13 +40,15 @@ class Proposals:
     """Seeded generator proposals, evaluated in batches of at most ``batch_size``."""
 
     def __init__(self, target: Target, seed: int, batch_size: int, device: torch.device,
-                 real: Tensor | None = None, stream_prefix: str = ""):
+                 real: Tensor | None = None, stream_prefix: str = "", shard: bool = False):
         self.target = target
         self.seed = seed
         self.batch_size = batch_size
         self.device = device
         self.real = real
         self.stream_prefix = stream_prefix
+        self.shard = shard  # split chain proposals over the torch.distributed ranks (each must call select)
+        self.ranks = 1  # how many processes evaluated the last chain_logits
 
     def latents(self, ids: Tensor, stream: str, step: int = 0) -> Tensor:
         noise = SampleNoise(self.seed, ids, self.device)
@@ -82,9 +86,22 @@ class Proposals:
         Proposal ``k`` of chain ``i`` has the latent ``latents([i], stream, step=k)``. The
         ``chains x steps`` proposals go through the networks in blocks of ``batch_size``
         (several steps of every chain per call when there are fewer chains than that), not
-        one call per step.
+        one call per step. With ``shard`` under ``torch.distributed`` every rank evaluates its
+        share of the chains and all ranks receive all logits (every rank must call this).
         """
         chains = torch.as_tensor(chains)
+        world = dist.get_world_size() if self.shard and dist.is_available() and dist.is_initialized() else 1
+        self.ranks = world
+        if world > 1:  # rank r evaluates the chains k with k % world == r (as distributed.shard)
+            parts = distributed.gather(self._chain_logits(chains[dist.get_rank()::world], steps, stream,
+                                                          progress, desc))
+            out = torch.empty(len(chains), steps, dtype=parts[0].dtype)
+            for r, part in enumerate(parts):
+                out[r::world] = part
+            return out
+        return self._chain_logits(chains, steps, stream, progress, desc)
+
+    def _chain_logits(self, chains: Tensor, steps: int, stream: str, progress: bool, desc: str) -> Tensor:
         blocks = []
         with tqdm(total=len(chains) * steps, desc=desc, disable=None if progress else True, leave=False) as bar:
             for rows in chains.split(self.batch_size):

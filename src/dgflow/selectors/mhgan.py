@@ -97,7 +97,8 @@ class MHGAN(Selector):
         return SelectResult(
             x=x, z=z, logits=d[chains, state].float(), acceptance_rate=accepts / max(tested, 1),
             n_proposals=n * self.chain_length, method=self.name, options=self.options(),
-            info={"restarted_chains": int(restarted.sum()), "calibration": self.calibration})
+            info={"restarted_chains": int(restarted.sum()), "calibration": self.calibration,
+                  "ranks": proposals.ranks})
 
 
 def run_chains(d: Tensor, proposals: Proposals, chains: Tensor, stream: str,
