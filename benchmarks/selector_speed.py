@@ -128,7 +128,8 @@ def main() -> None:
     lines = [header, f"# network floor (G + D forward on {n * steps} proposals): {floor:.2f} s",
              f"# MH-GAN blocked vs per-step: {t_ref / t_mh:.2f}x; restarted chains {res.info['restarted_chains']}, "
              f"acceptance {res.acceptance_rate:.4f}",
-             "", "| selector | proposals evaluated | CPU s | floor % | identical to per-step |", "|---|---:|---:|---:|---|"]
+             "", "| selector | proposals evaluated | CPU s | floor % | identical to per-step |",
+             "|---|---:|---:|---:|---|"]
     for name, count, seconds, same in rows:
         pct = f"{100 * floor * count / (n * steps) / seconds:.0f}"
         lines.append(f"| {name} | {count} | {seconds:.2f} | {pct} | {same} |")
