@@ -186,15 +186,19 @@ def test_drs_matches_transcription():
     n, burn_in, pct = 40, 300, 80.0
     burn = logit(latents("drs-burn-in", torch.arange(burn_in), 0))
     d_max = burn.max()
-    picked, i = [], 0
+    picked, i, seen = [], 0, []
     while len(picked) < n:
         d = logit(latents("drs", torch.tensor([i]), 0))[0]
         d_max = max(d_max, d)
         gamma = np.percentile(drs_f(burn, d_max), pct)
         p_accept = sigmoid(drs_f(d, d_max) - gamma)
+        seen.append((d, d_max, p_accept))
         if SampleNoise(SEED, [i]).uniform(stream="drs-accept", dtype=torch.float64).item() <= p_accept:
             picked.append(i)
         i += 1
+    d, d_max, p_accept = map(torch.tensor, zip(*seen))
+    log_p = dgflow.selectors.DRS(burn_in=burn_in, percentile=pct).log_accept(d, d_max, torch.from_numpy(burn))
+    torch.testing.assert_close(log_p.exp(), p_accept, rtol=1e-12, atol=0)  # the acceptance probabilities
     for batch_size in (7, 500):
         res = dgflow.select(G, D, n, method="drs", latent_shape=(2,), seed=SEED, burn_in=burn_in, percentile=pct,
                             batch_size=batch_size, progress=False)
