@@ -169,3 +169,20 @@ def test_two_gloo_ranks_sample_with_guidance_like_one_process(tmp_path):
     assert sorted(a) == sorted(b) and len([k for k in a if k.startswith("batches/guided/")]) == 5
     for name in a:
         assert a[name] == b[name], name
+
+
+def test_two_gloo_ranks_split_mhgan_chains_like_one_process(tmp_path):
+    """MH-GAN's chains are independent: each rank evaluates every second chain's proposals and both
+    get all logits; rank 0 saves the same selection as one process."""
+    cfg = {**TOY, "method": "mhgan", "options": {"chain_length": 12}, "real_samples": 200, "num_imgs": 40}
+    one = run(validate({**cfg, "exp_root": str(tmp_path / "one")}), progress=False)
+    config = tmp_path / "two.yml"
+    config.write_text(yaml.safe_dump({**cfg, "exp_root": str(tmp_path / "two")}))
+    proc = _torchrun(config, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a = torch.load(one / "batches" / "selection.pt", weights_only=False)
+    b = torch.load(tmp_path / "two" / "t" / "batches" / "selection.pt", weights_only=False)
+    for name in ("z", "x", "logits"):
+        assert torch.equal(a[name], b[name]), name
+    assert (a["info"].pop("ranks"), b["info"].pop("ranks")) == (1, 2)  # rank 1 did evaluate its chains
+    assert a["info"] == b["info"]

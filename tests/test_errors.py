@@ -167,7 +167,7 @@ def test_unknown_f_divergence():
 
 
 @pytest.mark.parametrize("method, option", [("dgflow", "eps"), ("ddls", "eta"), ("dot", "gamma"),
-                                            ("drs", "chain_length"), ("mhgan", "percentile")])
+                                            ("drs", "calibration"), ("mhgan", "percentile")])
 def test_unknown_option_for_method(method, option):
     with pytest.raises(TypeError, match=rf"unknown option\(s\) \['{option}'\] for method '{method}'; valid options"):
         if method in ("drs", "mhgan"):

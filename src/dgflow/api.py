@@ -222,13 +222,16 @@ def select(
     device: torch.device | str | None = None,
     seed: int = 0,
     progress: bool = True,
+    shard: bool = False,
     **options: Any,
 ) -> SelectResult:
     """Draw ``n`` samples by ``method`` (``"drs"`` or ``"mhgan"``) from the generator's proposals.
 
     ``real`` (held-out real data) starts MH-GAN's chains and calibrates its discriminator.
     With ``labels`` (one class per output sample) every output keeps its class; MH-GAN then
-    also needs ``real_labels``.
+    also needs ``real_labels``. ``shard=True`` under ``torch.distributed`` (``torchrun``):
+    every rank calls ``select`` and evaluates its share of the chains' proposals (MH-GAN, DRS
+    with ``gamma_per_chain``); every rank returns the whole result.
     """
     if isinstance(method, str) and method.lower() in REFINERS:
         raise ValueError(f"{method!r} moves samples rather than selecting them: call dgflow.refine(..., method={method!r})")
@@ -248,13 +251,13 @@ def select(
     target = Target(generator, ratio, prior_obj)
     with eval_mode(generator, ratio):
         if labels is None:
-            return selector.select(Proposals(target, seed, batch_size, device, real), n, progress)
+            return selector.select(Proposals(target, seed, batch_size, device, real, shard=shard), n, progress)
         parts: list[tuple[Tensor, SelectResult]] = []
         for c in torch.unique(labels):
             where = torch.nonzero(labels == c).flatten()
             class_real = None if real is None else real[real_labels == c]
             proposals = Proposals(target.bind(c.to(device)), seed, batch_size, device, class_real,
-                                  stream_prefix=f"class{int(c)}-")
+                                  stream_prefix=f"class{int(c)}-", shard=shard)
             parts.append((where, selector.select(proposals, len(where), progress)))
     return _merge_by_class(parts, n, labels, selector)
 

@@ -99,6 +99,7 @@ def _run(cfg: RunConfig, ctx: distributed.Context, config_path: str | Path | Non
                   device=device, seed=cfg.seed, progress=False)
     batch_dir = run_dir / "batches"
     options = cfg.method_options()
+    sharded = cfg.method == "mhgan" or bool(options.get("gamma_per_chain"))  # selection by independent chains
     if cfg.method in REFINERS:
         if any(is_auto(v) for v in options.values()):  # choose once (rank 0), then every batch uses the same values
             options = distributed.on_main(
@@ -119,19 +120,27 @@ def _run(cfg: RunConfig, ctx: distributed.Context, config_path: str | Path | Non
                 _record_seconds(run_dir, f"ids_{int(ids[0]):08d}-{int(ids[-1]) + 1:08d}", began)
                 bar.update(len(ids))
         distributed.barrier()  # every batch is on disk before rank 0 merges
-    elif ctx.is_main and not (batch_dir / "selection.pt").exists():
-        # selection is sequential in its proposals (DRS's running maximum): rank 0 selects, the others wait
+    elif _selects(ctx, batch_dir, sharded):
+        # independent chains (MH-GAN, DRS per chain) are split over the ranks; DRS's default rule is
+        # sequential in its proposals (its running maximum): rank 0 selects alone. Rank 0 saves.
         real = _real_samples(cfg, cfg.real_samples) if cfg.method == "mhgan" else None
         began = time.perf_counter()
-        res = select(generator, critic, cfg.num_imgs, method=cfg.method, labels=labels, real=real,
+        res = select(generator, critic, cfg.num_imgs, method=cfg.method, labels=labels, real=real, shard=sharded,
                      **{k: v for k, v in common.items() if k != "progress"}, progress=progress, **options)
-        io.torch_save({"ids": torch.arange(cfg.num_imgs), "steps": [0], "z": res.z[None], "x": res.x[None],
-                       "logits": res.logits[None], "info": {"acceptance_rate": res.acceptance_rate, **res.info}},
-                      batch_dir / "selection.pt")
-        _record_seconds(run_dir, "selection", began)
+        if ctx.is_main:
+            io.torch_save({"ids": torch.arange(cfg.num_imgs), "steps": [0], "z": res.z[None], "x": res.x[None],
+                           "logits": res.logits[None], "info": {"acceptance_rate": res.acceptance_rate, **res.info}},
+                          batch_dir / "selection.pt")
+            _record_seconds(run_dir, "selection", began)
     if ctx.is_main:  # the other ranks are done: they exit instead of waiting (and timing out) for the merge
         finish(run_dir, cfg, progress, measure)
     return run_dir
+
+
+def _selects(ctx: distributed.Context, batch_dir: Path, sharded: bool) -> bool:
+    """Whether this rank takes part in the selection: every rank when ``sharded``, else rank 0 only."""
+    pending = lambda: not (batch_dir / "selection.pt").exists()  # noqa: E731
+    return bool(distributed.on_main(pending)) if sharded else ctx.is_main and pending()
 
 
 def shared_statistics(cfg: RunConfig, generator: Any, critic: Any, common: dict[str, Any],

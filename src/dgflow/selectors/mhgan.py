@@ -8,10 +8,15 @@ Turner et al., "Metropolis-Hastings Generative Adversarial Networks", ICML 2019.
         for k = 1 .. chain_length:
             x' ~ g                            (independent proposal)
             accept with alpha = min(1, (1/D(x_k) - 1) / (1/D(x') - 1)) = min(1, exp(d(x') - d(x_k)))
-        output x_K; a chain that never left its real start is rerun from its first proposal
+        output x_K; a chain that never left its real start is rerun from its first
+        proposal (the same proposals) with fresh uniforms, as the authors' code reruns it
 
 The chain's stationary law is ``p_g(x) exp(d(x)) / Z``, the data law for a calibrated,
-optimal discriminator. Proposal ``k`` of chain ``i`` is keyed by ``(seed, i, k)``.
+optimal discriminator. Proposal ``k`` of chain ``i`` is keyed by ``(seed, i, k)``, its
+uniform by ``(seed, i, k, "mhgan-accept")`` and a rerun's by ``"mhgan-restart-accept"``.
+The proposals are independent of the chain's state, so every ``d(x')`` is evaluated first,
+``batch_size`` proposals per network call, and the chains then run on the logits alone;
+only the selected proposals' samples are generated again.
 """
 
 from __future__ import annotations
@@ -21,7 +26,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from .base import Proposals, SelectResult, Selector
 
@@ -58,8 +62,8 @@ class MHGAN(Selector):
             predict = lambda s: model.predict_proba(s[:, None])[:, 1]  # noqa: E731
 
         def calibrated(d: Tensor) -> Tensor:
-            p = np.clip(predict(d.double().numpy()), 1e-6, 1 - 1e-6)
-            return torch.from_numpy(np.log(p) - np.log1p(-p))
+            p = np.clip(predict(d.double().reshape(-1).numpy()), 1e-6, 1 - 1e-6)
+            return torch.from_numpy(np.log(p) - np.log1p(-p)).reshape(d.shape)
 
         return calibrated
 
@@ -77,37 +81,43 @@ class MHGAN(Selector):
         elif real is not None and len(real):
             real_init = real
         chains = torch.arange(n)
-        if real_init is not None:
+        d = calibrate(proposals.chain_logits(chains, self.chain_length, "mhgan", progress, "MH-GAN"))  # [n, K]
+        if real_init is None:  # each chain starts at its first proposal
+            state, accepts = run_chains(d, proposals, chains, "mhgan-accept")
+            restarted = torch.zeros(n, dtype=torch.bool)
+        else:
             pick = torch.as_tensor(proposals.uniform(chains, "mhgan-init") * len(real_init)).long()
-            x_a = real_init[pick]
-            d_a = calibrate(proposals.logit(x_a))
-            z_a = torch.full((n, *proposals.target.prior.shape), float("nan"))
-        moved = torch.zeros(n, dtype=torch.bool)
-        accepts = 0
-        for k in tqdm(range(self.chain_length), desc="MH-GAN", disable=None if progress else True, leave=False):
-            z_p, x_p, raw = proposals.draw(chains, "mhgan", step=k)
-            d_p = calibrate(raw)
-            if k == 0:  # chain B starts at the first proposal
-                z_b, x_b, d_b = z_p, x_p, d_p
-                if real_init is None:
-                    z_a, x_a, d_a = z_p, x_p, d_p
-                    moved[:] = True
-                    continue
-            log_u = torch.log(proposals.uniform(chains, "mhgan-accept", step=k))
-            acc_a = log_u < d_p - d_a
-            acc_b = log_u < d_p - d_b
-            accepts += int(acc_a.sum())
-            moved |= acc_a
-            z_a, x_a, d_a = _where(acc_a, (z_p, x_p, d_p), (z_a, x_a, d_a))
-            if k > 0:
-                z_b, x_b, d_b = _where(acc_b, (z_p, x_p, d_p), (z_b, x_b, d_b))
-        z, x, d = _where(moved, (z_a, x_a, d_a), (z_b, x_b, d_b))
+            d_real = calibrate(proposals.logit(real_init[pick]))
+            state, accepts = run_chains(d, proposals, chains, "mhgan-accept", start=d_real)
+            restarted = state < 0  # never left its real start: rerun from the first proposal, fresh uniforms
+            if restarted.any():
+                state[restarted] = run_chains(d[restarted], proposals, chains[restarted], "mhgan-restart-accept")[0]
+        z, x = proposals.samples_at(chains, state, "mhgan")
         tested = n * (self.chain_length - (real_init is None))  # without real data the first proposal only starts
         return SelectResult(
-            x=x, z=z, logits=d.float(), acceptance_rate=accepts / max(tested, 1),
+            x=x, z=z, logits=d[chains, state].float(), acceptance_rate=accepts / max(tested, 1),
             n_proposals=n * self.chain_length, method=self.name, options=self.options(),
-            info={"restarted_chains": int((~moved).sum()), "calibration": self.calibration})
+            info={"restarted_chains": int(restarted.sum()), "calibration": self.calibration,
+                  "ranks": proposals.ranks})
 
 
-def _where(mask: Tensor, new: tuple[Tensor, ...], old: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-    return tuple(torch.where(mask.reshape(-1, *[1] * (a.ndim - 1)), a.to(b.dtype), b) for a, b in zip(new, old))
+def run_chains(d: Tensor, proposals: Proposals, chains: Tensor, stream: str,
+               start: Tensor | None = None) -> tuple[Tensor, int]:
+    """Independence Metropolis-Hastings over precomputed proposal logits ``d`` (``[chains, K]``).
+
+    Chain ``i`` starts at a point with logit ``start[i]`` (state ``-1``), or at its first
+    proposal when ``start`` is None; proposal ``k`` is accepted when ``u_ik <= exp(d_ik - d_current)``
+    with ``u_ik`` the uniform of chain ``i`` at step ``k`` of ``stream``. Returns the index of the
+    proposal each chain ends at (``-1``: never moved) and the number of accepted proposals.
+    """
+    first = 0 if start is not None else 1
+    state = torch.full((len(d),), -1 if start is not None else 0, dtype=torch.long)
+    current = start.clone() if start is not None else d[:, 0].clone()
+    accepts = 0
+    for k in range(first, d.shape[1]):
+        log_u = torch.log(proposals.uniform(chains, stream, step=k))
+        accept = log_u <= d[:, k] - current
+        current = torch.where(accept, d[:, k], current)
+        state = torch.where(accept, k, state)
+        accepts += int(accept.sum())
+    return state, accepts
