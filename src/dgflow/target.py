@@ -119,11 +119,22 @@ class Target:
                                    "gradient-based refiners need d(g(z)) differentiable in z")
             (g,) = torch.autograd.grad(d.sum(), z_, allow_unused=True)
             if g is None:
-                g = torch.zeros_like(z_)
+                raise RuntimeError(DETACHED)
         return Evaluation(z.detach(), x.detach(), d.detach(), g)
 
     def constrain(self, z: Tensor) -> Tensor:
         return z if self.prior is None or self.transform is None else self.prior.constrain(z)
+
+
+DETACHED = ("the discriminator's output does not depend on its input: is it detached (x.detach(), .data, "
+            "numpy, or a tensor built anew)? gradient-based refiners need d(g(z)) differentiable in z")
+
+
+def check_gradient_flows(grad: Tensor | None, z: Tensor) -> None:
+    """Refuse a gradient of the logit that is zero for every one of several distinct samples ``z``
+    (checked at step 0; identical starting points may all sit at one stationary point)."""
+    if grad is not None and len(z) > 1 and not bool(grad.any()) and bool((z != z[:1]).any()):
+        raise RuntimeError(DETACHED + " (or every sample starts where it is flat)")
 
 
 @contextlib.contextmanager

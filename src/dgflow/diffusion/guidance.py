@@ -147,7 +147,7 @@ def guide(
     normal, ``[N, *shape]``) are given; ``labels`` (one per sample) make it conditional.
     Results do not depend on ``batch_size``.
     """
-    from ..api import _check_int, _check_labels, _resolve_device
+    from ..api import _check_int, _check_labels, _resolve_device, check_sample_ids
 
     _check_int("batch_size", batch_size, 1)
     if latents is None:
@@ -162,9 +162,7 @@ def guide(
         if shape is not None and tuple(shape) != tuple(latents.shape[1:]):
             raise ValueError(f"shape {tuple(shape)} disagrees with latents of shape {tuple(latents.shape)}")
         n, shape = len(latents), tuple(latents.shape[1:])
-    ids = torch.arange(n) if sample_ids is None else torch.as_tensor(sample_ids, dtype=torch.int64)
-    if ids.shape != (n,):
-        raise ValueError(f"sample_ids must hold one id per sample ({n}), got shape {tuple(ids.shape)}")
+    ids = torch.arange(n) if sample_ids is None else check_sample_ids(sample_ids, n, per="sample")
     labels = _check_labels(labels, n)
     guidance = None
     if discriminator is not None and (w_euler != 0 or w_heun != 0):

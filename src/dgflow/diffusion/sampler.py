@@ -36,6 +36,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ..ratio import check_samples
 from ..rng import SampleNoise
 from .denoisers import expand
 
@@ -104,8 +105,9 @@ def sample_edm(
     w_euler = 0.0 if guidance is None else float(guidance.w_euler)
     w_heun = 0.0 if guidance is None else float(guidance.w_heun)
 
-    def D(x: Tensor, sigma: Tensor) -> Tensor:
-        return denoiser(x, sigma, labels) if labels is not None else denoiser(x, sigma)
+    def D(x: Tensor, sigma: Tensor) -> Tensor:  # a NaN denoiser is named here, before the discriminator sees it
+        return check_samples(denoiser(x, sigma, labels) if labels is not None else denoiser(x, sigma), B,
+                             "the denoiser")
 
     x = x0 * sigmas[0].to(x0.dtype)
     log_ratio = torch.full((B,), math.inf, dtype=torch.float64, device=device)  # nothing boosted before it is measured
