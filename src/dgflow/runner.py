@@ -233,10 +233,11 @@ def _claim(run_dir: Path, cfg: Any, overwrite: bool, exclude: set[str] = _NOT_IN
 
 
 def save_batch(path: Path, tensors: dict[str, Any], info: dict[str, Any] | None = None) -> None:
-    """One finished batch: tensors, lists of step numbers and ``info`` as a JSON string; every tensor is
-    saved compactly (a slice of the run's id list is stored as its own ids, not the whole list)."""
+    """One finished batch: tensors, lists of step numbers and ``info`` reduced to JSON values (so the
+    file loads with ``weights_only=True``); every tensor is saved compactly (a slice of the run's id
+    list is stored as its own ids, not the whole list)."""
     own = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in tensors.items()}
-    own["info"] = json.dumps(info or {}, default=io._jsonable)
+    own["info"] = json.loads(json.dumps(info or {}, default=io._jsonable))
     io.torch_save(own, path)
 
 
@@ -246,8 +247,7 @@ def load_batch(path: Path) -> dict[str, Any]:
                               hint="dgflow writes batch files of tensors only: delete it to recompute its batch")
     if not isinstance(part, dict) or "ids" not in part:
         raise ValueError(f"batch file {path} is not one dgflow wrote (no ids); delete it to recompute that batch")
-    info = part.get("info")
-    part["info"] = json.loads(info) if isinstance(info, str) else (info or {})
+    part["info"] = part.get("info") or {}
     return part
 
 
