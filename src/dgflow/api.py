@@ -18,7 +18,7 @@ from .refiners.base import build
 from .rng import SampleNoise
 from .selectors import SELECTORS, Proposals, SelectResult
 from .speed import SpeedOptions, accelerate, speed_options
-from .target import FiniteGuard, Target, eval_mode
+from .target import FiniteGuard, Target, check_gradient_flows, eval_mode
 
 
 @dataclass
@@ -92,7 +92,7 @@ def refine(
         _check_int("save_interval", save_interval, 1)
     ratio = DensityRatio(discriminator, corrector)
     device = _resolve_device(device, generator, ratio)
-    z, prior_obj, ids = _latents(z, n, latent_shape, prior, seed, sample_ids)
+    z, prior_obj, ids = _latents(z, n, latent_shape, prior, seed, sample_ids, _param_dtype(generator))
     labels = _check_labels(labels, len(z))
     latent_target = Target(generator, ratio, prior_obj)
     target = latent_target if space == "latent" else Target(None, ratio, None)
@@ -123,6 +123,8 @@ def refine(
             t = target.bind(batch_labels)
             t.guard = FiniteGuard() if device.type != "cpu" else None  # no host sync per step on accelerators
             state = refiner.init(t, start)
+            if index[0] == 0 and refiner.steps:  # step 0 of the first batch: a detached discriminator gives no drift
+                check_gradient_flows(refiner.logit_grad(t, state), state.z)
             hist = [_snapshot(state, keep_samples, t.guard)] if 0 in steps_kept else []
             for step in range(refiner.steps):
                 state = refiner.step(t, state, step, noise)
@@ -168,7 +170,7 @@ def generate(
     """Base samples ``(z, x = g(z))`` with the same seeded latents :func:`refine` starts from."""
     _check_int("batch_size", batch_size, 1)
     device = _resolve_device(device, generator)
-    z, prior_obj, _ = _latents(None, n, latent_shape, prior, seed, sample_ids)
+    z, prior_obj, _ = _latents(None, n, latent_shape, prior, seed, sample_ids, _param_dtype(generator))
     labels = _check_labels(labels, n)
     target = Target(generator, None, prior_obj)  # type: ignore[arg-type]
     xs = []
@@ -276,8 +278,32 @@ def _resolve_device(device: torch.device | str | None, *models: Any) -> torch.de
     return first_device(*models) or torch.device("cpu")  # also modules inside a lambda or dgflow.wrap
 
 
+def _param_dtype(model: Any) -> torch.dtype:
+    """The floating dtype of a module's first floating parameter (float32 for a plain function)."""
+    if isinstance(model, nn.Module):
+        for p in model.parameters():
+            if p.is_floating_point():
+                return p.dtype
+    return torch.float32
+
+
+def check_sample_ids(sample_ids: Tensor | Sequence[int], n: int, per: str = "latent") -> Tensor:
+    """``n`` distinct whole-number sample ids (each names one sample's random stream) as int64."""
+    ids = torch.as_tensor(sample_ids)
+    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        raise TypeError(f"sample_ids must be whole numbers (an integer tensor or list), got dtype {ids.dtype}")
+    ids = ids.to(torch.int64)
+    if ids.shape != (n,):
+        raise ValueError(f"sample_ids must hold one id per {per} ({n}), got shape {tuple(ids.shape)}")
+    if len(torch.unique(ids)) != n:
+        raise ValueError("sample_ids holds repeated ids; each sample needs its own id (its own random stream), "
+                         "otherwise the repeats are copies of one sample")
+    return ids
+
+
 def _latents(z: Tensor | None, n: int | None, latent_shape: Sequence[int] | None, prior: Any, seed: int,
-             sample_ids: Tensor | Sequence[int] | None) -> tuple[Tensor, Prior, Tensor]:
+             sample_ids: Tensor | Sequence[int] | None,
+             dtype: torch.dtype = torch.float32) -> tuple[Tensor, Prior, Tensor]:
     if z is None:
         if n is None:
             raise ValueError("pass the starting latents z, or n (how many to draw) with latent_shape or a prior object")
@@ -297,11 +323,9 @@ def _latents(z: Tensor | None, n: int | None, latent_shape: Sequence[int] | None
             raise ValueError("z contains NaN or inf")
         prior_obj = make_prior(prior, z.shape[1:])
         n = len(z)
-    ids = torch.arange(n) if sample_ids is None else torch.as_tensor(sample_ids, dtype=torch.int64)
-    if ids.shape != (n,):
-        raise ValueError(f"sample_ids must hold one id per latent ({n}), got shape {tuple(ids.shape)}")
-    if z is None:
-        z = prior_obj.draw(SampleNoise(seed, ids))
+    ids = torch.arange(n) if sample_ids is None else check_sample_ids(sample_ids, n)
+    if z is None:  # in the generator's precision (float32 for float32 models: the same draws as before)
+        z = prior_obj.draw(SampleNoise(seed, ids), dtype=dtype)
     return z.detach(), prior_obj, ids
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import os
+import pickle
 import sys
 from collections.abc import Sequence
 
@@ -28,7 +30,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_train_toy(args: argparse.Namespace) -> int:
     from .toy.models import train_toy
 
-    overrides = {"iterations": args.iterations} if args.iterations else {}
+    overrides = {} if args.iterations is None else {"iterations": args.iterations}
     train_toy(args.dataset, args.out, seed=args.seed, **overrides)
     print(f"saved {args.out}")
     return 0
@@ -94,8 +96,8 @@ def _cmd_train_diffusion(args: argparse.Namespace) -> int:
 def _cmd_sample(args: argparse.Namespace) -> int:
     from .diffusion.runner import load_sample_config, run_sample
 
-    cfg = load_sample_config(args.config, _overrides(args.set))
-    run_dir = run_sample(cfg, args.config, progress=not args.quiet, overwrite=args.overwrite)
+    cfg = load_sample_config(args.config, _run_overrides(args))
+    run_dir = run_sample(cfg, args.config, progress=not args.quiet, overwrite=args.overwrite, wait=args.wait)
     print(f"outputs in {run_dir}/ (samples/, metrics.json, metrics.png, grid_*.png)")
     return 0
 
@@ -116,13 +118,30 @@ def _overrides(items: list[str] | None) -> dict:
     return overrides
 
 
+def _run_overrides(args: argparse.Namespace) -> dict:
+    """``--set`` overrides, plus ``trust_checkpoint: true`` for ``--trust-checkpoint``."""
+    overrides = _overrides(args.set)
+    if args.trust_checkpoint:
+        overrides["trust_checkpoint"] = True
+    return overrides
+
+
+def _run_flags(p: argparse.ArgumentParser) -> None:
+    """The flags ``dgflow refine`` and ``dgflow sample`` share about the run folder and its inputs."""
+    p.add_argument("--overwrite", action="store_true", help="discard the run folder's contents and start afresh")
+    p.add_argument("--wait", action="store_true", help="if another run holds the run folder, wait for it to "
+                   "finish instead of failing")
+    p.add_argument("--trust-checkpoint", action="store_true", help="allow checkpoints that need full unpickling "
+                   "(this runs code stored in them: only for files from a source you trust)")
+
+
 def _cmd_refine(args: argparse.Namespace) -> int:
     from .config import load_config
     from .runner import run
 
-    cfg = load_config(args.config, _overrides(args.set))
-    configure_threads()
-    run_dir = run(cfg, args.config, progress=not args.quiet, overwrite=args.overwrite)
+    cfg = load_config(args.config, _run_overrides(args))
+    configure_threads(quiet=args.quiet)
+    run_dir = run(cfg, args.config, progress=not args.quiet, overwrite=args.overwrite, wait=args.wait)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one report
         print(f"outputs in {run_dir}/ (samples/, metrics.json, metrics.png, grid_step_*.png, refinement.gif)")
     return 0
@@ -210,7 +229,7 @@ def torch_threads_default() -> int:
     return max(1, min(physical_cores(cpus), len(cpus)) // ranks)
 
 
-def configure_threads(requested: int | None = None) -> int:
+def configure_threads(requested: int | None = None, quiet: bool = False) -> int:
     """Set torch's CPU thread count for a CLI job and say so (one line on stderr).
 
     ``requested`` (``--threads``) or ``OMP_NUM_THREADS`` win; otherwise :func:`torch_threads_default` less
@@ -229,7 +248,7 @@ def configure_threads(requested: int | None = None) -> int:
         n = max(1, min(cores, round(len(_usable_cpus()) - busy)))
         why = f"{cores} physical core(s) available, load average {busy:.1f}; set OMP_NUM_THREADS to choose"
     torch.set_num_threads(n)
-    if os.environ.get("RANK", "0") == "0":
+    if not quiet and os.environ.get("RANK", "0") == "0":
         print(f"dgflow: {n} CPU thread(s) ({why})", file=sys.stderr, flush=True)
     return n
 
@@ -237,6 +256,8 @@ def configure_threads(requested: int | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dgflow", description="Refine samples of deep generative models "
                                      "with a discriminator (DGflow, DDLS, DOT, DRS, MH-GAN; Discriminator Guidance for diffusion).")
+    parser.add_argument("--traceback", action="store_true", help="on an error, show the full Python traceback "
+                        "(also DGFLOW_DEBUG=1; accepted anywhere on the command line)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="the main job: every method on the 2-D benchmarks (about two minutes on CPU)")
@@ -360,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "as a YAML config describes; resumable")
     smp.add_argument("--config", required=True, help="YAML file (denoiser_path, disc_path, dg_weight_1st_order, ...)")
     smp.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="override config keys, e.g. --set boosting=true")
-    smp.add_argument("--overwrite", action="store_true", help="discard an existing run with a different configuration")
+    _run_flags(smp)
     smp.add_argument("--quiet", action="store_true")
     smp.set_defaults(func=_cmd_sample)
 
@@ -368,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     ref.add_argument("--config", required=True, help="YAML file with the authors' keys (gen_type, gen_path, disc_type, "
                      "disc_path, f_div, eta, gamma, steps, ...) plus method")
     ref.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="override config keys, e.g. --set eta=0.05 steps=10")
-    ref.add_argument("--overwrite", action="store_true", help="discard an existing run with a different configuration")
+    _run_flags(ref)
     ref.add_argument("--quiet", action="store_true")
     ref.set_defaults(func=_cmd_refine)
 
@@ -398,12 +419,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# failures a user can cause and fix (bad input, a missing or corrupt file, a full or read-only disk, a
+# network that returns NaN): one line and exit code 2; anything else is a bug and keeps its traceback
+ANTICIPATED = (ValueError, TypeError, KeyError, OSError, EOFError, RuntimeError, FloatingPointError, MemoryError,
+               pickle.UnpicklingError)
+
+
+def _one_line(exc: BaseException) -> str:
+    """``exc`` as one line: KeyError's quotes dropped, an OSError's errno name kept (ENOSPC, EROFS, ...)."""
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    if isinstance(exc, KeyError):
+        text = f"missing key {text!r} (an incomplete or foreign file?)"
+    if isinstance(exc, OSError) and exc.errno in errno.errorcode and errno.errorcode[exc.errno] not in text:
+        text = f"{text} [{errno.errorcode[exc.errno]}]"
+    text = " ".join(text.split()) or type(exc).__name__
+    return text if isinstance(exc, (ValueError, TypeError, KeyError)) else f"{type(exc).__name__}: {text}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    show_trace = "--traceback" in argv or os.environ.get("DGFLOW_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--traceback"]
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, FloatingPointError) as exc:
-        print(f"dgflow: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        if show_trace:
+            raise
+        print("dgflow: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except ANTICIPATED as exc:
+        if show_trace:
+            raise
+        print(f"dgflow: error: {_one_line(exc)} (--traceback for details)", file=sys.stderr)
         return 2
 
 

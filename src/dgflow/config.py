@@ -12,6 +12,10 @@ A model is named by a registered architecture (``dgflow methods`` does not list 
 see :data:`dgflow.zoo.ARCHITECTURES`) or an import path ``package.module:Class`` built with
 ``*_kwargs``; its weights come from a dgflow checkpoint (the role is picked by ``*_role``)
 or a plain state dict. A path starting with ``pkg:`` is inside the installed package.
+
+A config is code: an import path runs that module's code and builds that class, so run only
+configs you trust. Checkpoints load without running code (``weights_only``); one that needs
+full unpickling is refused unless ``trust_checkpoint: true`` (``--trust-checkpoint``).
 """
 
 from __future__ import annotations
@@ -77,6 +81,7 @@ class RunConfig:
     max_batch_size: int | None = None
     memory_budget_gib: float | None = None
     heldout_real: int = 0  # held-out real samples whose mean logit is the "auto" stopping level (0: none)
+    trust_checkpoint: bool = False  # allow full unpickling of checkpoints that need it (runs their code)
     # accepted for compatibility with the authors' configs; not used by dgflow
     eval_file_prefix: str | None = None
     bottom_width: int | None = None
@@ -134,6 +139,7 @@ def validate(raw: dict[str, Any], source: str = "config") -> RunConfig:
         raise ValueError(f"{source}: unknown key(s) {unknown}; valid keys: {sorted(known)}")
     cfg = RunConfig(**raw)
     _check_types(cfg, raw, source)
+    check_common_keys(cfg, source, DATASETS)
     if cfg.method not in REFINERS and cfg.method not in SELECTORS:
         raise ValueError(f"{source}: method {cfg.method!r} is unknown; choose one of {sorted(REFINERS) + sorted(SELECTORS)}")
     for key in ("gen_type", "disc_type"):
@@ -167,7 +173,8 @@ def _check_types(cfg: RunConfig, raw: dict[str, Any], source: str) -> None:
               "save_interval": int, "num_imgs": int,
               "batch_size": int, "seed": int, "keep_samples": bool, "normalize_critic": bool, "real_samples": int,
               "options": dict, "gen_kwargs": dict, "disc_kwargs": dict, "corr_kwargs": dict, "method": str,
-              "f_div": str, "exp_root": str, "prior": str}
+              "f_div": str, "exp_root": str, "prior": str, "trust_checkpoint": bool, "space": str,
+              "gen_role": str, "disc_role": str, "corr_role": str}
     for key, types in expect.items():
         if key in raw:
             value = getattr(cfg, key)
@@ -180,6 +187,71 @@ def _check_types(cfg: RunConfig, raw: dict[str, Any], source: str) -> None:
                 raise ValueError(f"{source}: {key} must be a {names}, got {value!r}")
 
 
+# datasets whose metrics a refine run knows (``None``: no dataset metrics)
+DATASETS = ("25gaussians", "swissroll", "mnist", "cifar10", "text")
+
+
+def check_common_keys(cfg: Any, source: str, datasets: tuple[str, ...]) -> None:
+    """The keys ``dgflow refine`` and ``dgflow sample`` configs share: names, paths, sizes, device, dataset.
+
+    Expands ``~`` in ``exp_root``; refuses a ``name`` that would leave ``exp_root``.
+    """
+    for key in ("exp_root", "name", "dataset", "data_root", "fid_ref", "classifier_path", "device",
+                *(k for k in vars(cfg) if k.endswith(("_type", "_path")))):
+        value = getattr(cfg, key, None)
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{source}: {key} must be a string, got {value!r}")
+    if not isinstance(cfg.trust_checkpoint, bool):
+        raise ValueError(f"{source}: trust_checkpoint must be true or false, got {cfg.trust_checkpoint!r}")
+    cfg.exp_root = str(Path(cfg.exp_root).expanduser())
+    if cfg.name is not None:
+        check_run_name(cfg.name, source)
+    for key in ("num_classes", "image_size"):
+        value = getattr(cfg, key, None)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{source}: {key} must be a whole number >= 1 (or absent), got {value!r}")
+    z_dim = getattr(cfg, "z_dim", None)
+    dims = z_dim if isinstance(z_dim, list) else [z_dim]
+    if z_dim is not None and (not dims or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in dims)):
+        raise ValueError(f"{source}: z_dim must be a whole number >= 1 or a list of them (a latent shape), "
+                         f"got {z_dim!r}")
+    if cfg.dataset is not None and cfg.dataset not in datasets:
+        raise ValueError(f"{source}: dataset {cfg.dataset!r} is unknown; choose one of {list(datasets)} "
+                         "(or leave it out for no dataset metrics)")
+    if cfg.device is not None:  # whether this machine has it is checked when the run starts
+        check_device(cfg.device, source, available=False)
+
+
+def check_run_name(name: str, source: str = "config") -> None:
+    """A run name is one folder inside ``exp_root``: no path separators, not ``.`` or ``..``."""
+    if (not name or name in (".", "..") or "/" in name or "\\" in name or Path(name).is_absolute()
+            or "\0" in name):
+        raise ValueError(f"{source}: name {name!r} must be a plain folder name inside exp_root (no '/', '..' or "
+                         "absolute path); set exp_root for where the run goes")
+
+
+def check_device(device: str | None, source: str = "config", available: bool = True) -> None:
+    """A device string torch understands and (``available``) this machine has."""
+    if device is None:
+        return
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise ValueError(f"{source}: device {device!r} is not a device (e.g. cpu, cuda, cuda:1): {exc}") from None
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"{source}: device {device!r} is not supported; use cpu or cuda")
+    if not available:
+        return
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{source}: device {device!r}, but CUDA is not available on this machine; set device: "
+                             "cpu, or leave it out to use a GPU when there is one")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"{source}: device {device!r}, but this machine has {torch.cuda.device_count()} GPU(s)")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{source}: device {device!r}, but MPS is not available on this machine")
+
+
 # ----------------------------------------------------------------------------------------- models
 
 
@@ -190,20 +262,29 @@ def resolve_path(path: str) -> Path:
     return Path(path).expanduser()
 
 
+# the config-key prefix of each model kind: gen_path, disc_type, corr_kwargs, ...
+KEY_PREFIX = {"generator": "gen", "discriminator": "disc", "corrector": "corr", "denoiser": "denoiser",
+              "classifier": "classifier"}
+
+
 def load_model(kind: str, type_: str | None, path: str | None, kwargs: dict[str, Any], role: str,
-               device: torch.device, prefix: str | None = None) -> nn.Module:
+               device: torch.device, prefix: str | None = None, trust: bool = False) -> nn.Module:
     """Build and load one model of a run (``kind`` is "generator", "discriminator" or "corrector";
-    ``prefix`` of its config keys, default ``kind[:4]``: ``gen_path``, ``disc_path``, ...)."""
+    ``prefix`` of its config keys, default from :data:`KEY_PREFIX`: ``gen_path``, ``disc_path``, ...).
+
+    The checkpoint loads without running code unless ``trust`` (see :func:`dgflow.io.load_torch_file`).
+    """
+    from .io import load_checkpoint_file
     from .zoo import ARCHITECTURES, build_model, load_state_strict
 
-    key = prefix or kind[:4]
+    key = prefix or KEY_PREFIX.get(kind, kind)
 
     payload = None
     if path is not None:
         file = resolve_path(path)
         if not file.is_file():
             raise FileNotFoundError(f"{kind} checkpoint {file} does not exist (from the config's {key}_path)")
-        payload = torch.load(file, map_location="cpu", weights_only=False)
+        payload = load_checkpoint_file(file, trust=trust)
     if isinstance(payload, dict) and payload.get("format") == "dgflow":
         models = payload["models"]
         rec = models.get(role) or (next(iter(models.values())) if len(models) == 1 else None)
@@ -221,7 +302,7 @@ def load_model(kind: str, type_: str | None, path: str | None, kwargs: dict[str,
     if type_ in ARCHITECTURES:
         model = build_model(type_, **kwargs)
     else:
-        model = _import_class(type_)(**kwargs)
+        model = _import_class(type_, f"{key}_type")(**kwargs)
     if payload is not None:
         state = payload.get("state_dict", payload) if isinstance(payload, dict) else None
         if not isinstance(state, dict):
@@ -230,7 +311,8 @@ def load_model(kind: str, type_: str | None, path: str | None, kwargs: dict[str,
     return model.to(device).eval()
 
 
-def _import_class(spec: str) -> type:
+def _import_class(spec: str, key: str = "type") -> type[nn.Module]:
+    """The ``nn.Module`` subclass an import path ``package.module:Class`` names (nothing else is called)."""
     if ":" not in spec:
         raise ValueError(f"{spec!r} is neither a registered architecture nor an import path 'package.module:Class'")
     module_name, _, attr = spec.partition(":")
@@ -243,4 +325,7 @@ def _import_class(spec: str) -> type:
         if not hasattr(obj, part):
             raise ValueError(f"{module_name} has no attribute {attr!r} (from {spec!r})")
         obj = getattr(obj, part)
+    if not (isinstance(obj, type) and issubclass(obj, nn.Module)):
+        raise ValueError(f"{key}: {spec!r} is a {type(obj).__name__}, not a torch.nn.Module subclass; an import "
+                         "path must name the model's class")
     return obj

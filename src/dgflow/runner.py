@@ -3,7 +3,10 @@
 Layout of ``exp_root/<name>/``::
 
     config.yml              the resolved configuration
-    batches/ids_<a>-<b>.pt  finished batches (latents, logits and samples at every kept step)
+    fingerprint.txt         a hash of the keys that change the samples and of every checkpoint's bytes
+    checkpoints.json        the sha256 of each checkpoint the run loads (a changed file is refused on resume)
+    batches/ids_<a>-<b>.pt  finished batches (latents, logits and samples at every kept step; tensors
+                            only, loaded with weights_only=True)
     samples/step_<k>.npz    the merged samples after k steps (``x``, ``z``, ``logits``, ``ids``)
     metrics.json            mean logit and dataset metrics per kept step
     metrics.png             the same, as curves (with the held-out real level of an "auto" run)
@@ -12,7 +15,9 @@ Layout of ``exp_root/<name>/``::
     sentences_step_<k>.txt  the decoded sentences per kept step (``dataset: text``)
     refinement.gif          the grids over the steps
 
-Every file is written atomically. A batch file is the unit of work: an interrupted run
+One run at a time holds the folder (a lock file ``exp_root/.<name>.lock`` beside it); the
+folder is claimed only once the models have loaded. Every file is written atomically, and temp
+files an interrupted run left are removed at the next start. A batch file is the unit of work: an interrupted run
 restarts with the sample ids no batch file holds yet, and because every sample has its own
 random stream the merged result is the same as an uninterrupted run's (whatever the
 batch size of either).
@@ -20,6 +25,7 @@ batch size of either).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -36,7 +42,7 @@ from tqdm.auto import tqdm
 
 from . import distributed, io
 from .api import normalize, refine, select
-from .config import RunConfig, load_model, resolve_path
+from .config import RunConfig, check_device, load_model, resolve_path
 from .ratio import DensityRatio
 from .refiners import REFINERS
 from .zoo import latent_shape as zoo_latent_shape
@@ -44,44 +50,71 @@ from .refiners.auto import autotune, is_auto, plot_pilot
 
 # keys that do not change the samples: a run may resume with different values
 _NOT_IN_FINGERPRINT = {"exp_root", "name", "device", "batch_size", "keep_samples", "real_samples", "data_root",
-                       "fid_ref", "classifier_path", "inception_weights", "max_batch_size", "memory_budget_gib"}
+                       "fid_ref", "classifier_path", "inception_weights", "max_batch_size", "memory_budget_gib",
+                       "trust_checkpoint"}
+# the checkpoints whose bytes decide the samples (their sha256 is part of the fingerprint)
+_CHECKPOINT_KEYS = ("gen_path", "disc_path", "corr_path")
 # speed options that change the numbers (within a tolerance): in the fingerprint only when set, so
 # runs made before they existed keep their fingerprint
 _ONLY_WHEN_SET = {"autocast": None, "compile": False, "channels_last": False, "heldout_real": 0}
 
 
-def fingerprint(cfg: RunConfig, exclude: set[str] = _NOT_IN_FINGERPRINT) -> str:
-    """A hash of the keys that change the samples (a run resumes only under the same fingerprint)."""
+def fingerprint(cfg: Any, exclude: set[str] = _NOT_IN_FINGERPRINT, checkpoints: dict[str, str] | None = None) -> str:
+    """A hash of the keys that change the samples and of the checkpoints' sha256 ``{key: sha256}``
+    (a run resumes only under the same fingerprint)."""
     items = {k: v for k, v in cfg.to_dict().items()
              if k not in exclude and not (k in _ONLY_WHEN_SET and v == _ONLY_WHEN_SET.get(k))}
+    if checkpoints:
+        items["checkpoint sha256"] = checkpoints
     return hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def checkpoint_hashes(cfg: Any, keys: tuple[str, ...] = _CHECKPOINT_KEYS) -> dict[str, str]:
+    """``{config key: sha256 of the file}`` for each checkpoint path the config sets."""
+    return {key: io.file_sha256(resolve_path(getattr(cfg, key))) for key in keys if getattr(cfg, key, None)}
+
+
+def run_folder(cfg: Any, config_path: str | Path | None) -> Path:
+    """``exp_root/<name>``: the name is one folder inside ``exp_root`` (checked again here for API callers)."""
+    from .config import check_run_name
+
+    name = cfg.run_name(config_path)
+    check_run_name(name)
+    return Path(cfg.exp_root).expanduser() / name
+
+
 def run(cfg: RunConfig, config_path: str | Path | None = None, progress: bool = True,
-        overwrite: bool = False) -> Path:
+        overwrite: bool = False, wait: bool = False) -> Path:
     """Run (or resume) the refinement ``cfg`` describes; returns the run folder.
 
-    Under ``torchrun`` every rank refines its share of the batches (:mod:`dgflow.distributed`);
-    rank 0 alone claims the folder, computes the shared statistics and writes the merged outputs.
+    ``overwrite``: discard whatever the folder holds and start afresh. ``wait``: if another run
+    holds the folder, wait for it instead of failing. Under ``torchrun`` every rank refines its
+    share of the batches (:mod:`dgflow.distributed`); rank 0 alone locks and claims the folder,
+    computes the shared statistics and writes the merged outputs.
     """
+    check_device(cfg.device)
     ctx = distributed.init(cfg.device)
     try:
-        return _run(cfg, ctx, config_path, progress and ctx.is_main, overwrite)
+        run_dir = run_folder(cfg, config_path)
+        with contextlib.ExitStack() as held:
+            distributed.on_main(lambda: held.enter_context(io.run_lock(run_dir, wait)), share=False)
+            return _run(cfg, ctx, run_dir, progress and ctx.is_main, overwrite)
     finally:
         distributed.finalize(ctx)
 
 
-def _run(cfg: RunConfig, ctx: distributed.Context, config_path: str | Path | None, progress: bool,
-         overwrite: bool) -> Path:
-    run_dir = Path(cfg.exp_root) / cfg.run_name(config_path)
-    distributed.on_main(lambda: _claim(run_dir, cfg, overwrite))
-    # fail fast on a missing classifier, reference or vocabulary (only rank 0 measures)
-    measure = distributed.on_main(lambda: make_metrics(cfg), share=False)
+def _run(cfg: RunConfig, ctx: distributed.Context, run_dir: Path, progress: bool, overwrite: bool) -> Path:
     device = ctx.device
-    generator = load_model("generator", cfg.gen_type, cfg.gen_path, cfg.gen_kwargs, cfg.gen_role, device)
-    discriminator = load_model("discriminator", cfg.disc_type, cfg.disc_path, cfg.disc_kwargs, cfg.disc_role, device)
-    corrector = (load_model("corrector", cfg.corr_type, cfg.corr_path, cfg.corr_kwargs, cfg.corr_role, device)
-                 if cfg.corr_path else None)
+    trust = cfg.trust_checkpoint
+    generator = load_model("generator", cfg.gen_type, cfg.gen_path, cfg.gen_kwargs, cfg.gen_role, device, trust=trust)
+    discriminator = load_model("discriminator", cfg.disc_type, cfg.disc_path, cfg.disc_kwargs, cfg.disc_role, device,
+                               trust=trust)
+    corrector = (load_model("corrector", cfg.corr_type, cfg.corr_path, cfg.corr_kwargs, cfg.corr_role, device,
+                            trust=trust) if cfg.corr_path else None)
+    # claim the folder once the models load (a failed start leaves it as it was); fail fast on a missing
+    # classifier, reference or vocabulary (only rank 0 measures)
+    distributed.on_main(lambda: _claim(run_dir, cfg, overwrite, checkpoints=checkpoint_hashes(cfg)))
+    measure = distributed.on_main(lambda: make_metrics(cfg), share=False)
     if cfg.z_dim is not None:
         latent_shape = tuple(cfg.z_dim) if isinstance(cfg.z_dim, (list, tuple)) else (int(cfg.z_dim),)
     else:
@@ -114,9 +147,9 @@ def _run(cfg: RunConfig, ctx: distributed.Context, config_path: str | Path | Non
                 res = refine(generator, critic, n=len(ids), sample_ids=ids, method=cfg.method, space=cfg.space,
                              labels=None if labels is None else labels[ids], save_interval=cfg.save_interval,
                              keep_samples=True, speed=cfg.speed_options(), **common, **options)
-                io.torch_save({"ids": ids, "steps": res.steps, "z": res.z_history, "x": res.x_history,
-                               "logits": res.logit_history, "info": res.info},
-                              batch_dir / f"ids_{int(ids[0]):08d}-{int(ids[-1]) + 1:08d}.pt")
+                save_batch(batch_dir / f"ids_{int(ids[0]):08d}-{int(ids[-1]) + 1:08d}.pt",
+                           {"ids": ids, "steps": res.steps, "z": res.z_history, "x": res.x_history,
+                            "logits": res.logit_history}, res.info)
                 _record_seconds(run_dir, f"ids_{int(ids[0]):08d}-{int(ids[-1]) + 1:08d}", began)
                 bar.update(len(ids))
         distributed.barrier()  # every batch is on disk before rank 0 merges
@@ -128,9 +161,9 @@ def _run(cfg: RunConfig, ctx: distributed.Context, config_path: str | Path | Non
         res = select(generator, critic, cfg.num_imgs, method=cfg.method, labels=labels, real=real, shard=sharded,
                      **{k: v for k, v in common.items() if k != "progress"}, progress=progress, **options)
         if ctx.is_main:
-            io.torch_save({"ids": torch.arange(cfg.num_imgs), "steps": [0], "z": res.z[None], "x": res.x[None],
-                           "logits": res.logits[None], "info": {"acceptance_rate": res.acceptance_rate, **res.info}},
-                          batch_dir / "selection.pt")
+            save_batch(batch_dir / "selection.pt", {"ids": torch.arange(cfg.num_imgs), "steps": [0], "z": res.z[None],
+                                                     "x": res.x[None], "logits": res.logits[None]},
+                       {"acceptance_rate": res.acceptance_rate, **res.info})
             _record_seconds(run_dir, "selection", began)
     if ctx.is_main:  # the other ranks are done: they exit instead of waiting (and timing out) for the merge
         finish(run_dir, cfg, progress, measure)
@@ -173,19 +206,58 @@ def tune_once(run_dir: Path, cfg: RunConfig, generator: Any, critic: Any, labels
     return chosen
 
 
-def _claim(run_dir: Path, cfg: RunConfig, overwrite: bool, exclude: set[str] = _NOT_IN_FINGERPRINT) -> None:
-    """Create the run folder, or check that an existing one belongs to the same configuration."""
+def _claim(run_dir: Path, cfg: Any, overwrite: bool, exclude: set[str] = _NOT_IN_FINGERPRINT,
+           checkpoints: dict[str, str] | None = None) -> None:
+    """Create the run folder, or check that an existing one belongs to the same configuration and
+    the same checkpoint bytes (``{config key: sha256}``); ``overwrite`` discards the folder first.
+    Call with the folder's lock held."""
     stamp = run_dir / "fingerprint.txt"
-    mine = fingerprint(cfg, exclude)
-    if stamp.exists() and stamp.read_text().strip() != mine:
-        if not overwrite:
-            raise ValueError(f"{run_dir} holds a run with a different configuration; set another name/exp_root, "
-                             "or pass --overwrite to discard it")
-        for f in [*(run_dir / "batches").rglob("*.pt"), *(run_dir / "timing").glob("*.json")]:
-            f.unlink()
+    mine = fingerprint(cfg, exclude, checkpoints)
+    if overwrite:
+        io.discard_folder(run_dir)
+    elif stamp.exists() and stamp.read_text().strip() != mine:
+        recorded_file = run_dir / "checkpoints.json"
+        recorded = json.loads(recorded_file.read_text()) if recorded_file.exists() else None
+        if recorded is None:
+            raise ValueError(f"{run_dir} holds a run with a different configuration (or one made by a dgflow that "
+                             "did not record its checkpoints' sha256); set another name/exp_root, or pass "
+                             "--overwrite to discard it")
+        for key, sha in (checkpoints or {}).items():
+            old = recorded.get(key)
+            if old and old["path"] == getattr(cfg, key) and old["sha256"] != sha:
+                raise ValueError(f"{key} {old['path']} has changed since {run_dir} was started (sha256 "
+                                 f"{old['sha256'][:12]}... then, {sha[:12]}... now), so its results would mix two "
+                                 "models; restore the file, or pass --overwrite to start the run again")
+        raise ValueError(f"{run_dir} holds a run with a different configuration; set another name/exp_root, "
+                         "or pass --overwrite to discard it")
+    elif not stamp.exists() and any((run_dir / "batches").rglob("*.pt")):
+        raise ValueError(f"{run_dir} holds batch files but no fingerprint.txt, so whose they are is unknown; "
+                         "pass --overwrite to discard them, or set another name/exp_root")
     run_dir.mkdir(parents=True, exist_ok=True)
+    io.remove_stale_temp_files(run_dir)
     io.write_text(run_dir / "config.yml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    io.write_json(run_dir / "checkpoints.json", {key: {"path": getattr(cfg, key), "sha256": sha}
+                                                 for key, sha in (checkpoints or {}).items()})
     io.write_text(stamp, mine + "\n")
+
+
+def save_batch(path: Path, tensors: dict[str, Any], info: dict[str, Any] | None = None) -> None:
+    """One finished batch: tensors, lists of step numbers and ``info`` reduced to JSON values (so the
+    file loads with ``weights_only=True``); every tensor is saved compactly (a slice of the run's id
+    list is stored as its own ids, not the whole list)."""
+    own = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in tensors.items()}
+    own["info"] = json.loads(json.dumps(info or {}, default=io._jsonable))
+    io.torch_save(own, path)
+
+
+def load_batch(path: Path) -> dict[str, Any]:
+    """A batch file of :func:`save_batch`, loaded without running code (``weights_only=True``)."""
+    part = io.load_torch_file(path, what="batch file", mmap=True,
+                              hint="dgflow writes batch files of tensors only: delete it to recompute its batch")
+    if not isinstance(part, dict) or "ids" not in part:
+        raise ValueError(f"batch file {path} is not one dgflow wrote (no ids); delete it to recompute that batch")
+    part["info"] = part.get("info") or {}
+    return part
 
 
 def _record_seconds(run_dir: Path, name: str, began: float) -> None:
@@ -209,7 +281,7 @@ def _pending(batch_dir: Path, n: int) -> torch.Tensor:
 def finish(run_dir: Path, cfg: RunConfig, progress: bool = True,
            measure: Callable[[torch.Tensor], dict[str, float]] | None = None) -> dict[str, Any]:
     """Merge the batch files into per-step samples, metrics, grids and the animation."""
-    parts = [torch.load(f, weights_only=False, mmap=True) for f in _batch_files(run_dir / "batches")]
+    parts = [load_batch(f) for f in _batch_files(run_dir / "batches")]
     parts = [p for p in parts if len(p["ids"]) and int(p["ids"][0]) < cfg.num_imgs]
     if not parts:
         raise RuntimeError(f"{run_dir} has no finished batches to merge")
@@ -305,7 +377,7 @@ def make_metrics(cfg: RunConfig) -> Callable[[torch.Tensor], dict[str, float]]:
         if cfg.data_root is None:
             raise ValueError("classifier metrics need the real data: set data_root (e.g. ../shared/data)")
         classifier = ClassifierFeatures(load_model("classifier", "classifier", cfg.classifier_path, {}, "classifier",
-                                                   device))
+                                                   device, trust=getattr(cfg, "trust_checkpoint", False)))
         real = load_real_images(cfg, "test")
         with torch.no_grad():
             real_stats = compute_stats(torch.cat([classifier(c.to(device)).cpu() for c in real.split(cfg.batch_size)]))
@@ -325,7 +397,8 @@ def text_vocabulary(cfg: RunConfig):
     """The vocabulary (and training record) saved with a text GAN checkpoint (``gen_path``)."""
     from .text import Vocabulary
 
-    meta = torch.load(resolve_path(cfg.gen_path), map_location="cpu", weights_only=False).get("meta", {})
+    payload = io.load_checkpoint_file(resolve_path(cfg.gen_path), trust=cfg.trust_checkpoint)
+    meta = payload.get("meta", {}) if isinstance(payload, dict) else {}
     if "vocabulary" not in meta:
         raise ValueError(f"dataset: text needs a checkpoint from `dgflow train textgan` (with its vocabulary) as "
                          f"gen_path; {cfg.gen_path} has none")

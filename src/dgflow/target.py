@@ -121,12 +121,10 @@ class Target:
             if not d.requires_grad:
                 if self.guard is None:
                     self._check_finite(z, x.detach(), d, None)  # a non-finite logit is the first thing to report
-                raise RuntimeError("the discriminator's output carries no gradient back to its input (did the "
-                                   "generator or discriminator run under torch.no_grad(), detach, or leave autograd?); "
-                                   "gradient-based refiners need d(g(z)) differentiable in z")
+                raise RuntimeError(DETACHED + " (or did the generator or discriminator run under torch.no_grad()?)")
             (g,) = torch.autograd.grad(d.sum(), z_, allow_unused=True)
             if g is None:
-                g = torch.zeros_like(z_)
+                raise RuntimeError(DETACHED)
         x, d = x.detach(), d.detach()
         self._check_finite(z, x, d, g)
         return Evaluation(z.detach(), x, d, g)
@@ -202,6 +200,17 @@ class FiniteGuard:
             raise nonfinite_logits_error(bad_d, batch)
         if bad_g:
             raise nonfinite_gradient_error(bad_g, batch)
+
+
+DETACHED = ("the discriminator's output does not depend on its input: is it detached (x.detach(), .data, "
+            "numpy, or a tensor built anew)? gradient-based refiners need d(g(z)) differentiable in z")
+
+
+def check_gradient_flows(grad: Tensor | None, z: Tensor) -> None:
+    """Refuse a gradient of the logit that is zero for every one of several distinct samples ``z``
+    (checked at step 0; identical starting points may all sit at one stationary point)."""
+    if grad is not None and len(z) > 1 and not bool(grad.any()) and bool((z != z[:1]).any()):
+        raise RuntimeError(DETACHED + " (or every sample starts where it is flat)")
 
 
 @contextlib.contextmanager

@@ -188,7 +188,7 @@ def guide(
     ``dtype=torch.float64`` (EDM's choice; the networks run in the latents' dtype, float32 for
     drawn latents; ``None``: the latents' dtype throughout). See :class:`DiscriminatorGuidance`.
     """
-    from ..api import _check_int, _check_labels, _resolve_device
+    from ..api import _check_int, _check_labels, _resolve_device, check_sample_ids
     from ..target import eval_mode
 
     _check_int("batch_size", batch_size, 1)
@@ -204,9 +204,7 @@ def guide(
         if shape is not None and tuple(shape) != tuple(latents.shape[1:]):
             raise ValueError(f"shape {tuple(shape)} disagrees with latents of shape {tuple(latents.shape)}")
         n, shape = len(latents), tuple(latents.shape[1:])
-    ids = torch.arange(n) if sample_ids is None else torch.as_tensor(sample_ids, dtype=torch.int64)
-    if ids.shape != (n,):
-        raise ValueError(f"sample_ids must hold one id per sample ({n}), got shape {tuple(ids.shape)}")
+    ids = torch.arange(n) if sample_ids is None else check_sample_ids(sample_ids, n, per="sample")
     labels = _check_labels(labels, n)
     guidance = None
     if discriminator is not None and (w_euler != 0 or w_heun != 0):

@@ -8,7 +8,8 @@ The keys are the DG authors' ``generate.py`` options where they exist (``dg_weig
 Layout of ``exp_root/<name>/``::
 
     config.yml, fingerprint.txt              the resolved configuration
-    batches/<variant>/ids_<a>-<b>.pt         finished batches (the unit of resumption)
+    checkpoints.json                         the sha256 of each checkpoint (part of the fingerprint)
+    batches/<variant>/ids_<a>-<b>.pt         finished batches (the unit of resumption; tensors only)
     samples/<variant>.npz                    ``x`` (uint8 NHWC for images), ``ids``, ``labels``
     grid_<variant>.png                       image grid or 2-D scatter
     metrics.json, metrics.png                the dataset metrics of every variant
@@ -19,6 +20,7 @@ sampler, latents and churn noise without the discriminator, so the two differ on
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -29,8 +31,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import distributed, io
-from ..config import load_model, read_yaml
-from ..runner import _claim, _pending, make_metrics, save_grid, to_uint8
+from ..config import check_common_keys, check_device, load_model, read_yaml
+from ..runner import _claim, _pending, checkpoint_hashes, load_batch, make_metrics, run_folder, save_batch, save_grid, to_uint8
 from .denoisers import from_epsilon_vp, vp_time_to_sigma
 from .guidance import guide
 
@@ -74,6 +76,7 @@ class SampleConfig:
     data_root: str | None = None
     fid_ref: str | None = None
     classifier_path: str | None = None
+    trust_checkpoint: bool = False  # allow full unpickling of checkpoints that need it (runs their code)
 
     @property
     def num_imgs(self) -> int:  # the name the shared metric code reads
@@ -91,7 +94,9 @@ class SampleConfig:
 
 
 _NOT_IN_FINGERPRINT = {"exp_root", "name", "device", "batch_size", "data_root", "fid_ref", "classifier_path",
-                       "baseline", "dataset"}
+                       "baseline", "dataset", "trust_checkpoint"}
+# the datasets whose metrics a sample run knows
+SAMPLE_DATASETS = ("25gaussians", "swissroll", "mnist", "cifar10")
 
 
 def load_sample_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> SampleConfig:
@@ -121,6 +126,13 @@ def validate_sample_config(raw: dict[str, Any], source: str = "config") -> Sampl
             raise ValueError(f"{source}: {key} must be true or false, got {getattr(cfg, key)!r}")
     if cfg.steps < 2:
         raise ValueError(f"{source}: steps must be >= 2, got {cfg.steps}")
+    for key in ("denoiser_kwargs", "disc_kwargs", "adapter_kwargs"):
+        if not isinstance(getattr(cfg, key), dict):
+            raise ValueError(f"{source}: {key} must be a mapping of keyword arguments, got {getattr(cfg, key)!r}")
+    if cfg.shape is not None and (not isinstance(cfg.shape, list) or not cfg.shape or any(
+            isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in cfg.shape)):
+        raise ValueError(f"{source}: shape must be a list of whole numbers >= 1 (one sample's shape), got {cfg.shape!r}")
+    check_common_keys(cfg, source, SAMPLE_DATASETS)
     if not 0 <= cfg.time_min < cfg.time_max <= 1:
         raise ValueError(f"{source}: need 0 <= time_min < time_max <= 1 (VP time), got {cfg.time_min}, {cfg.time_max}")
     if not 0 < cfg.sigma_min < cfg.sigma_max:
@@ -145,7 +157,7 @@ def validate_sample_config(raw: dict[str, Any], source: str = "config") -> Sampl
 
 def load_denoiser(cfg: SampleConfig, device: torch.device) -> torch.nn.Module:
     model = load_model("denoiser", cfg.denoiser_type, cfg.denoiser_path, cfg.denoiser_kwargs, cfg.denoiser_role,
-                       device, prefix="denoiser")
+                       device, prefix="denoiser", trust=cfg.trust_checkpoint)
     if cfg.adapter != "epsilon_vp":
         return model
     kw = dict(cfg.adapter_kwargs)
@@ -168,30 +180,35 @@ def sample_shape(cfg: SampleConfig, denoiser: torch.nn.Module) -> tuple[int, ...
 
 
 def run_sample(cfg: SampleConfig, config_path: str | Path | None = None, progress: bool = True,
-               overwrite: bool = False) -> Path:
+               overwrite: bool = False, wait: bool = False) -> Path:
     """Run (or resume) the sampling ``cfg`` describes; returns the run folder.
 
-    Under ``torchrun`` each rank samples its share of the batches (:mod:`dgflow.distributed`, as
-    ``dgflow refine``); rank 0 claims the folder and merges.
+    ``overwrite`` / ``wait`` as for :func:`dgflow.runner.run`. Under ``torchrun`` each rank samples
+    its share of the batches (:mod:`dgflow.distributed`, as ``dgflow refine``); rank 0 locks and
+    claims the folder and merges.
     """
+    check_device(cfg.device)
     ctx = distributed.init(cfg.device)
     try:
-        return _run_sample(cfg, ctx, config_path, progress and ctx.is_main, overwrite)
+        run_dir = run_folder(cfg, config_path)
+        with contextlib.ExitStack() as held:
+            distributed.on_main(lambda: held.enter_context(io.run_lock(run_dir, wait)), share=False)
+            return _run_sample(cfg, ctx, run_dir, progress and ctx.is_main, overwrite)
     finally:
         distributed.finalize(ctx)
 
 
-def _run_sample(cfg: SampleConfig, ctx: distributed.Context, config_path: str | Path | None, progress: bool,
+def _run_sample(cfg: SampleConfig, ctx: distributed.Context, run_dir: Path, progress: bool,
                 overwrite: bool) -> Path:
-    run_dir = Path(cfg.exp_root) / cfg.run_name(config_path)
-    distributed.on_main(lambda: _claim(run_dir, cfg, overwrite, _NOT_IN_FINGERPRINT))
-    # fail fast on a missing classifier or reference (only rank 0 measures)
-    measure = distributed.on_main(lambda: make_metrics(cfg) if cfg.dataset else (lambda x: {}), share=False)
     device = ctx.device
     denoiser = load_denoiser(cfg, device)
     guided = cfg.dg_weight_1st_order != 0 or cfg.dg_weight_2nd_order != 0
-    disc = (load_model("discriminator", cfg.disc_type, cfg.disc_path, cfg.disc_kwargs, cfg.disc_role, device)
-            if guided else None)
+    disc = (load_model("discriminator", cfg.disc_type, cfg.disc_path, cfg.disc_kwargs, cfg.disc_role, device,
+                       trust=cfg.trust_checkpoint) if guided else None)
+    # claim the folder once the models load; fail fast on a missing classifier or reference (rank 0 measures)
+    distributed.on_main(lambda: _claim(run_dir, cfg, overwrite, _NOT_IN_FINGERPRINT,
+                                       checkpoint_hashes(cfg, ("denoiser_path", "disc_path"))))
+    measure = distributed.on_main(lambda: make_metrics(cfg) if cfg.dataset else (lambda x: {}), share=False)
     shape = sample_shape(cfg, denoiser)
     labels = None if cfg.num_classes is None else torch.arange(cfg.num_samples) % cfg.num_classes
     variants = {"guided": disc} if guided else {}
@@ -212,8 +229,8 @@ def _run_sample(cfg: SampleConfig, ctx: distributed.Context, config_path: str | 
                 res = guide(denoiser, discriminator, len(ids), shape=shape, sample_ids=ids, seed=cfg.seed,
                             labels=None if labels is None else labels[ids], batch_size=cfg.batch_size, device=device,
                             progress=False, **opts)
-                io.torch_save({"ids": ids, "x": res.x, "labels": res.labels},
-                              batch_dir / f"ids_{int(ids[0]):08d}-{int(ids[-1]) + 1:08d}.pt")
+                save_batch(batch_dir / f"ids_{int(ids[0]):08d}-{int(ids[-1]) + 1:08d}.pt",
+                           {"ids": ids, "x": res.x, "labels": res.labels})
                 bar.update(len(ids))
         distributed.barrier()  # every batch is on disk before rank 0 merges
     if ctx.is_main:
@@ -225,7 +242,7 @@ def finish_sample(run_dir: Path, cfg: SampleConfig, variants: list[str], measure
     """Merge each variant's batches into ``samples/<variant>.npz``, a grid, and the metrics."""
     metrics: dict[str, Any] = {"num_samples": cfg.num_samples, "variants": {}}
     for variant in variants:
-        parts = [torch.load(f, weights_only=False) for f in sorted((run_dir / "batches" / variant).glob("ids_*.pt"))]
+        parts = [load_batch(f) for f in sorted((run_dir / "batches" / variant).glob("ids_*.pt"))]
         parts = [p for p in parts if len(p["ids"]) and int(p["ids"][0]) < cfg.num_samples]
         if not parts:
             raise RuntimeError(f"{run_dir} has no finished {variant} batches to merge")

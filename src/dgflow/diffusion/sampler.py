@@ -36,6 +36,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ..ratio import check_samples
 from ..rng import SampleNoise
 from .denoisers import expand
 
@@ -117,7 +118,7 @@ def sample_edm(
     def D(x: Tensor, sigma: Tensor) -> Tensor:  # the networks see their own dtype; the sampler works in `work`
         x_net, s_net = x.to(net_dtype), sigma.to(net_dtype)
         out = denoiser(x_net, s_net, labels) if labels is not None else denoiser(x_net, s_net)
-        return out.to(work)
+        return check_samples(out, B, "the denoiser").to(work)  # a NaN denoiser is named before the discriminator sees it
 
     def guidance_grad(x: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
         grad, log_ratio = guidance.log_ratio_grad(x.to(net_dtype), sigma.to(net_dtype), labels)

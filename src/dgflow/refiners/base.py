@@ -79,7 +79,8 @@ def select_rows(mask: Tensor, new: NamedTuple, old: NamedTuple) -> NamedTuple:
 
 
 def check_positive(name: str, value: float, allow_zero: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+          and (value >= 0 if allow_zero else value > 0))
     if not ok:
         need = "a finite number >= 0" if allow_zero else "a finite number > 0"
         raise ValueError(f"{name} must be {need}, got {value!r}")

@@ -38,6 +38,7 @@ def train_diffusion(denoiser: nn.Module, data: Tensor, labels: Tensor | None = N
     if not hasattr(denoiser, "loss"):
         raise TypeError("train_diffusion trains an EDMPrecond denoiser (with a loss(x0, sigma, noise, labels) method)")
     _check_data(data, labels)
+    _check_counts(iterations=iterations, batch_size=batch_size)
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(denoiser.parameters(), lr=lr)
     denoiser.train()
@@ -69,6 +70,7 @@ def train_time_discriminator(discriminator: nn.Module, real: Tensor, fake: Tenso
     """
     _check_data(real, real_labels)
     _check_data(fake, fake_labels)
+    _check_counts(iterations=iterations, batch_size=batch_size)
     if real.shape[1:] != fake.shape[1:]:
         raise ValueError(f"real samples {tuple(real.shape[1:])} and generated samples {tuple(fake.shape[1:])} differ in shape")
     if (real_labels is None) != (fake_labels is None):
@@ -138,6 +140,7 @@ def train_diffusion_run(dataset: str, out_dir: str | Path, *, data_root: str | P
     """``dgflow train diffusion``: an EDM denoiser for a 2-D dataset (MLP) or images (U-Net)."""
     from ..zoo import build_model, save_checkpoint
 
+    _check_counts(iterations=iterations, batch_size=batch_size)
     data, labels = load_training_data(dataset, data_root, seed=seed)
     n_classes = 0
     if conditional:
@@ -173,6 +176,7 @@ def train_tdisc_run(denoiser_path: str | Path, dataset: str, out_dir: str | Path
     from ..diffusion import guide
     from ..zoo import build_model, load_checkpoint, save_checkpoint
 
+    _check_counts(iterations=iterations, batch_size=batch_size, fake_samples=fake_samples)
     models, meta = load_checkpoint(denoiser_path)
     if "denoiser" not in models:
         raise ValueError(f"{denoiser_path} holds {sorted(models)}, no 'denoiser' (train one with `dgflow train diffusion`)")
@@ -197,7 +201,7 @@ def train_tdisc_run(denoiser_path: str | Path, dataset: str, out_dir: str | Path
         if "classifier" not in clf_models:
             raise ValueError(f"{classifier_path} holds {sorted(clf_models)}, no 'classifier'")
         clf = clf_models["classifier"]
-        clf_cfg = torch.load(classifier_path, map_location="cpu", weights_only=False)["models"]["classifier"]["config"]
+        clf_cfg = io.load_checkpoint_file(classifier_path)["models"]["classifier"]["config"]
         name, cfg = "classifier_time_discriminator", {"classifier": clf_cfg, "hidden": width or 32, "n_classes": n_cls}
     else:
         raise ValueError(f"unknown discriminator arch {arch!r}; choose mlp, conv, classifier or auto")
@@ -223,3 +227,8 @@ def train_tdisc_run(denoiser_path: str | Path, dataset: str, out_dir: str | Path
     io.write_json(Path(out_dir) / "train_log.json", log)
     return out
 
+
+def _check_counts(**counts: int) -> None:
+    for key, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{key} must be a whole number >= 1, got {value!r}")

@@ -107,7 +107,7 @@ def train_gan(generator: nn.Module, discriminator: nn.Module, data: Tensor, z_di
     start, log = 0, []
     ckpt_path = out_dir / "checkpoint.pt"
     if ckpt_path.exists():  # resume
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        ck = io.load_checkpoint_file(ckpt_path)
         load_state_strict(generator, ck["models"]["generator"]["state_dict"], f"{ckpt_path} [generator]")
         load_state_strict(discriminator, ck["models"]["discriminator"]["state_dict"], f"{ckpt_path} [discriminator]")
         opt_g.load_state_dict(ck["training"]["opt_g"])

@@ -186,7 +186,7 @@ def train_image_corrector(gan_path: str | Path, target_path: str | Path, out_dir
 
     corrector, log = train_corrector(d_phi, sampler(g_phi), sampler(g_theta), iterations=iterations,
                                      batch_size=batch_size, lr=lr, progress=progress)
-    ck = torch.load(gan_path, map_location="cpu", weights_only=False)["models"]["discriminator"]
+    ck = io.load_checkpoint_file(gan_path)["models"]["discriminator"]
     out = Path(out_dir) / "checkpoint.pt"
     save_checkpoint(out, {"corrector": (ck["arch"], ck["config"], corrector.cpu())},
                     {"gan": str(gan_path), "target": str(target_path), "log": log})

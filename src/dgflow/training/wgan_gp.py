@@ -47,6 +47,9 @@ def train_wgan_gp(
 
     ``lr`` is the critic's learning rate and, unless ``lr_g`` is given, the generator's.
     """
+    for key, value in (("iterations", iterations), ("batch_size", batch_size), ("n_critic", n_critic)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{key} must be a whole number >= 1, got {value!r}")
     rng = torch.Generator().manual_seed(seed)
     opt_g = torch.optim.Adam(generator.parameters(), lr=lr if lr_g is None else lr_g, betas=betas)
     opt_d = torch.optim.Adam(critic.parameters(), lr=lr, betas=betas)

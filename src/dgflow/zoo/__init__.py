@@ -1,8 +1,10 @@
 """Model zoo: architectures by name, and checkpoints that record the architecture they hold.
 
 A checkpoint is a ``torch.save``d dict ``{"format": "dgflow", "models": {role: {"arch", "config",
-"state_dict"}}, "meta": {...}}``; :func:`load_checkpoint` rebuilds each model from its
-recorded architecture and refuses a state dict that does not fit it.
+"state_dict"}}, "meta": {...}, "sha256": ...}`` of tensors and plain values only, so it loads with
+``torch.load(weights_only=True)`` and runs no code; ``sha256`` (:func:`dgflow.io.checkpoint_sha256`
+of the weights) is checked on load. :func:`load_checkpoint` rebuilds each model from its recorded
+architecture and refuses a state dict that does not fit it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..io import torch_save
+from ..io import checkpoint_sha256, load_checkpoint_file, torch_save
 from .classifier import Classifier
 from .diffusion import (ClassifierTimeDiscriminator, ConvTimeDiscriminator, MLPDenoiser, MLPTimeDiscriminator,
                         UNetDenoiser)
@@ -73,18 +75,24 @@ def latent_shape(generator: nn.Module) -> tuple[int, ...]:
 def save_checkpoint(path: str | os.PathLike, models: dict[str, tuple[str, dict[str, Any], nn.Module]],
                     meta: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> None:
     """Save ``{role: (arch, config, module)}`` with the architecture recorded (``extra``: e.g. optimizer state)."""
-    payload = {"format": "dgflow", "version": 1, "meta": meta or {},
-               "models": {role: {"arch": arch, "config": config, "state_dict": module.state_dict()}
-                          for role, (arch, config, module) in models.items()}, **(extra or {})}
+    records = {role: {"arch": arch, "config": config, "state_dict": module.state_dict()}
+               for role, (arch, config, module) in models.items()}
+    payload = {"format": "dgflow", "version": 1, "meta": meta or {}, "models": records,
+               "sha256": checkpoint_sha256(records), **(extra or {})}
     torch_save(payload, path)
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[dict[str, nn.Module], dict]:
-    """Rebuild every model in a dgflow checkpoint; returns ``({role: module}, meta)``."""
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu",
+                    trust: bool = False) -> tuple[dict[str, nn.Module], dict]:
+    """Rebuild every model in a dgflow checkpoint; returns ``({role: module}, meta)``.
+
+    The file is loaded without running code (``weights_only``); ``trust=True`` allows full
+    unpickling of a file that needs it (only for files from a source you trust).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist; train one first (see `dgflow train --help`)")
-    payload = torch.load(path, map_location=map_location, weights_only=False)
+    payload = load_checkpoint_file(path, trust=trust, map_location=map_location)
     if not isinstance(payload, dict) or payload.get("format") != "dgflow":
         raise ValueError(f"{path} is not a dgflow checkpoint (no 'format': 'dgflow' record); for a plain state dict, "
                          "build the model yourself and call load_state_dict")
