@@ -18,7 +18,7 @@ from .rng import SampleNoise
 from .selectors import SELECTORS, SelectResult, Selector
 from .speed import SpeedOptions
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "refine", "select", "generate", "normalize", "guide", "RefineResult", "GuideResult", "SelectResult", "DensityRatio", "self_normalized",

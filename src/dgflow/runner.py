@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from tqdm.auto import tqdm
+from .progress import progress_bar as tqdm
 
 from . import distributed, io
 from .api import normalize, refine, select

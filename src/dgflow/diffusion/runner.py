@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from ..progress import progress_bar as tqdm
 
 from .. import distributed, io
 from ..config import load_model, read_yaml
