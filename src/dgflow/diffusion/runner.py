@@ -30,7 +30,7 @@ from ..progress import progress_bar as tqdm
 
 from .. import distributed, io
 from ..config import load_model, read_yaml
-from ..runner import _claim, _pending, make_metrics, save_grid, to_uint8
+from ..runner import BETTER, _claim, _pending, _plot_real, make_metrics, metric_note, save_grid, to_uint8
 from .denoisers import from_epsilon_vp, vp_time_to_sigma
 from .guidance import guide
 
@@ -235,13 +235,11 @@ def finish_sample(run_dir: Path, cfg: SampleConfig, variants: list[str], measure
                 np.savez(fh, **arrays)
 
         io.write_with(run_dir / "samples" / f"{variant}.npz", write)
-        save_grid(x, run_dir / f"grid_{variant}.png", title=f"{run_dir.name}: {variant}")
         metrics["variants"][variant] = measure(x)
+        save_grid(x, run_dir / f"grid_{variant}.png", title=f"{run_dir.name}: {variant}", real=_plot_real(cfg),
+                  note=metric_note(metrics["variants"][variant]))
     io.write_json(run_dir / "metrics.json", metrics)
     plot_variants(metrics["variants"], run_dir / "metrics.png")
-    if progress:
-        for variant, values in metrics["variants"].items():
-            print(f"{run_dir}: {variant}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
     return metrics
 
 
@@ -257,7 +255,10 @@ def plot_variants(values: dict[str, dict[str, float]], path: Path) -> None:
     for ax, name in zip(axes[0], names):
         variants = [v for v in values if name in values[v]]
         ax.bar(variants, [values[v][name] for v in variants], color=["C1" if v == "guided" else "C0" for v in variants])
-        ax.set_title(name, fontsize=9)
+        for i, v in enumerate(variants):
+            ax.annotate(f"{values[v][name]:.3g}", (i, values[v][name]), ha="center", fontsize=7,
+                        va="bottom" if values[v][name] >= 0 else "top")
+        ax.set_title(name + (f" ({BETTER[name]} is better)" if name in BETTER else ""), fontsize=9)
     fig.tight_layout()
     io.save_figure(fig, path, dpi=100)
     plt.close(fig)
