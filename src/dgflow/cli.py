@@ -370,6 +370,7 @@ def _log_progress(quiet: bool) -> None:
 
 
 def torch_threads_default() -> int:
+    """The default ``--threads`` of ``fid-ref``: every CPU core."""
     import os
 
     return os.cpu_count() or 1

@@ -74,6 +74,7 @@ class _TerminalBar(tqdm):
         self._start_n = self.n
 
     def update(self, n: float | None = 1) -> bool | None:
+        """tqdm's update, then the ETA line once the first steps are timed."""
         out = super().update(n)
         if not self._eta_said and self.total and self.leave:
             elapsed = self.format_dict["elapsed"]
@@ -114,10 +115,12 @@ class LogProgress:
         self.close()
 
     def set_postfix(self, ordered_dict: dict | None = None, refresh: bool = True, **kwargs: Any) -> None:
+        """Values shown after the progress (as tqdm's ``set_postfix``)."""
         items = {**(ordered_dict or {}), **kwargs}
         self._postfix = ", ".join(f"{k}={v}" for k, v in items.items())
 
     def set_description(self, desc: str | None = None, refresh: bool = True) -> None:
+        """Rename the task."""
         self.desc = desc or self.desc
 
     @staticmethod
@@ -125,6 +128,7 @@ class LogProgress:
         logger.info(text)
 
     def update(self, n: float = 1) -> None:
+        """Count ``n`` more steps; log when 10% more is done or 30 s have passed."""
         self.n += n
         now = time.perf_counter()
         elapsed = now - self._start
@@ -156,6 +160,7 @@ class LogProgress:
         self._last_time, self._last_n = now, self.n
 
     def close(self) -> None:
+        """Nothing to release (tqdm's interface)."""
         pass
 
 

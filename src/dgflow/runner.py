@@ -332,6 +332,7 @@ def text_vocabulary(cfg: RunConfig):
 
 
 def load_real_images(cfg: RunConfig, split: str) -> torch.Tensor:
+    """The real images of the run's ``dataset`` split under ``data_root``, in [-1, 1]."""
     from .data import load_cifar10, load_mnist
 
     loaders = {"mnist": load_mnist, "cifar10": load_cifar10}
@@ -425,6 +426,7 @@ def metric_note(values: dict[str, float]) -> str:
 
 
 def save_animation(frames: list[Path], path: Path, ms_per_frame: int = 400) -> None:
+    """An animated GIF of the image files ``frames``, in order."""
     from PIL import Image
 
     images = [Image.open(f).convert("RGB") for f in frames]
@@ -433,6 +435,7 @@ def save_animation(frames: list[Path], path: Path, ms_per_frame: int = 400) -> N
 
 
 def plot_metrics(metrics: dict[str, Any], path: Path) -> None:
+    """One curve per metric over the kept steps, each titled with the direction that is better."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -37,6 +37,7 @@ from .guidance import guide
 
 @dataclass
 class SampleConfig:
+    """A ``dgflow sample`` configuration: the DG authors' sampler keys, the models and the metrics."""
     denoiser_type: str | None = None
     denoiser_path: str | None = None
     denoiser_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -83,9 +84,11 @@ class SampleConfig:
         return vp_time_to_sigma(self.time_min), vp_time_to_sigma(self.time_max)
 
     def run_name(self, config_path: str | Path | None) -> str:
+        """The run folder's name: ``name``, else the config file's stem, else ``dg-run``."""
         return self.name or (Path(config_path).stem if config_path else "dg-run")
 
     def to_dict(self) -> dict[str, Any]:
+        """The configuration as a plain dict (what ``config.yml`` holds)."""
         return asdict(self)
 
 
@@ -100,6 +103,7 @@ def load_sample_config(path: str | Path | None = None, overrides: dict[str, Any]
 
 
 def validate_sample_config(raw: dict[str, Any], source: str = "config") -> SampleConfig:
+    """Check every key of a raw ``dgflow sample`` mapping and build the :class:`SampleConfig`."""
     known = {f.name for f in fields(SampleConfig)}
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -139,6 +143,7 @@ def validate_sample_config(raw: dict[str, Any], source: str = "config") -> Sampl
 
 
 def load_denoiser(cfg: SampleConfig, device: torch.device) -> torch.nn.Module:
+    """Build and load the run's denoiser (wrapped as an EDM denoiser when ``adapter`` says so)."""
     model = load_model("denoiser", cfg.denoiser_type, cfg.denoiser_path, cfg.denoiser_kwargs, cfg.denoiser_role,
                        device, prefix="denoiser")
     if cfg.adapter != "epsilon_vp":
@@ -153,6 +158,7 @@ def load_denoiser(cfg: SampleConfig, device: torch.device) -> torch.nn.Module:
 
 
 def sample_shape(cfg: SampleConfig, denoiser: torch.nn.Module) -> tuple[int, ...]:
+    """The shape of one sample: the config's ``shape``, else what the denoiser records."""
     if cfg.shape is not None:
         return tuple(int(s) for s in cfg.shape)
     if hasattr(denoiser, "dim"):

@@ -38,6 +38,7 @@ LOSSES = ("hinge", "ns", "wgan-gp", "mmd")
 
 @dataclass
 class GANTraining:
+    """The settings of :func:`train_gan` (the papers' SN-DCGAN defaults)."""
     loss: str = "hinge"
     iterations: int = 2000
     batch_size: int = 64
