@@ -27,6 +27,7 @@ def build(out: str | Path) -> Path:
     import warnings
 
     warnings.filterwarnings("ignore", message="Error parsing type annotation")  # postponed annotations of NamedTuples
+    warnings.filterwarnings("ignore", message="The module specification")  # a package listed with its submodules
     pdoc.render.configure(docformat="restructuredtext", footer_text="dgflow API reference")
     pdoc.pdoc(*public_modules(), output_directory=Path(out))
     return Path(out)
