@@ -208,6 +208,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     path = config_file(args.config)
     cfg = load_sample_config(path, _overrides(args.set))
     run_dir = run_sample(cfg, path, progress=not args.quiet, overwrite=args.overwrite)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, one report (rank 0 writes the merged outputs)
+        return 0
     metrics = json.loads((run_dir / "metrics.json").read_text())
     _say(args, f"{run_dir.name}: {metrics['num_samples']} samples per variant\n"
          + metrics_table(metrics["variants"], "variant"))
