@@ -32,11 +32,15 @@ def test_dgflow_lifts_high_quality_share_on_25_gaussians(tmp_path):
 
 def test_cli_demo_runs_and_prints_the_table(tmp_path, capsys):
     code = main(["demo", "--out", str(tmp_path), "--n", "200", "--datasets", "swissroll",
-                 "--methods", "DOT", "DRS", "--quiet"])
+                 "--methods", "DOT", "DRS"])
     assert code == 0
     out = capsys.readouterr().out
     assert "| swissroll | DRS |" in out and "| swissroll | base |" in out
+    assert "higher is better" in out and f"{tmp_path}/swissroll.png" in out.splitlines()[-1]
     assert (tmp_path / "swissroll.png").exists()
+    assert main(["demo", "--out", str(tmp_path / "q"), "--n", "50", "--datasets", "swissroll",
+                 "--methods", "DRS", "--quiet"]) == 0
+    assert capsys.readouterr().out == ""  # --quiet: no progress, no summary
 
 
 def test_cli_reports_bad_input_without_traceback(capsys):

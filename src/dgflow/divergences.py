@@ -26,9 +26,11 @@ class FDivergence:
     name: str = "f"
 
     def f(self, r: Tensor) -> Tensor:
+        """The convex generator ``f(r)``, ``f(1) = 0``."""
         raise NotImplementedError
 
     def f_prime(self, r: Tensor) -> Tensor:
+        """Its derivative ``f'(r)`` (the first variation DGflow's drift descends)."""
         raise NotImplementedError
 
     def scale(self, d: Tensor) -> Tensor:
@@ -43,6 +45,7 @@ class FDivergence:
 
 
 class KL(FDivergence):
+    """Kullback-Leibler: ``f(r) = r log r``, ``s(d) = 1``."""
     name = "KL"
 
     def f(self, r):
@@ -56,6 +59,7 @@ class KL(FDivergence):
 
 
 class JS(FDivergence):
+    """Jensen-Shannon: ``f(r) = r log r - (r + 1) log((r + 1) / 2)``, ``s(d) = sigmoid(d)``."""
     name = "JS"
 
     def f(self, r):
@@ -69,6 +73,7 @@ class JS(FDivergence):
 
 
 class LogD(FDivergence):
+    """The log-D divergence of the non-saturating GAN: ``f(r) = (r + 1) log(r + 1) - 2 log 2``, ``s(d) = sigmoid(-d)``."""
     name = "logD"
 
     def f(self, r):
@@ -82,6 +87,7 @@ class LogD(FDivergence):
 
 
 class PearsonChi2(FDivergence):
+    """Pearson chi-squared: ``f(r) = (r - 1)^2``, ``s(d) = 2 exp(-d)``."""
     name = "chi2"
 
     def f(self, r):

@@ -41,15 +41,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (a temporary file renamed into place)."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         fh.write(text)
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
     write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n")
 
 
 def torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save(obj)`` to ``path`` atomically; the bytes do not depend on the temporary file's name."""
     import torch
 
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:  # a file object: the bytes do not name the temp file

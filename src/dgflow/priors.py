@@ -22,6 +22,7 @@ class Prior:
     shape: tuple[int, ...]
 
     def log_prob(self, z: Tensor) -> Tensor:
+        """``log p_Z(z)`` per sample, shape ``[B]``."""
         raise NotImplementedError
 
     def draw(self, noise: SampleNoise, *, step: int = 0, stream: str = "prior",
@@ -30,6 +31,7 @@ class Prior:
         raise NotImplementedError
 
     def sample(self, n: int, seed: int = 0) -> Tensor:
+        """``n`` latents, sample ``i`` from its own stream ``(seed, i)``."""
         return self.draw(SampleNoise(seed, torch.arange(n)))
 
     def score(self, z: Tensor) -> Tensor:

@@ -200,16 +200,19 @@ def check_logits(out: object, batch: int, who: str = "the discriminator", check_
 
 
 def nonfinite_logits_error(n_bad: int, batch: int, who: str = "the discriminator") -> FloatingPointError:
+    """The error for ``n_bad`` of ``batch`` non-finite logits returned by ``who``."""
     return FloatingPointError(f"{who} returned {n_bad} non-finite logits (NaN or inf) out of {batch}; "
                               "check the model and its weights, or lower the step size if it happened mid-refinement")
 
 
 def nonfinite_samples_error(n_bad: int, batch: int, who: str = "the generator") -> FloatingPointError:
+    """The error for ``n_bad`` of ``batch`` non-finite samples returned by ``who``."""
     return FloatingPointError(f"{who} returned non-finite values (NaN or inf) for {n_bad} of {batch} samples; "
                               "check its weights, or lower the step size if the latents diverged")
 
 
 def check_samples(x: object, batch: int, who: str = "the generator", check_finite: bool = True) -> Tensor:
+    """Validate a model's output (a tensor whose first dimension is ``batch``, finite unless ``check_finite=False``) and return it."""
     if not isinstance(x, Tensor):
         raise TypeError(f"{who} returned {type(x).__name__}; it must return a tensor of samples")
     if x.ndim == 0 or x.shape[0] != batch:

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from tqdm.auto import tqdm
+from .progress import progress_bar as tqdm
 
 from . import distributed, io
 from .api import normalize, refine, select
@@ -308,7 +308,8 @@ def finish(run_dir: Path, cfg: RunConfig, progress: bool = True,
             io.write_text(run_dir / f"sentences_step_{step:04d}.txt", "\n".join(text_vocabulary(cfg)[0].decode(x)) + "\n")
         else:
             frames.append(run_dir / f"grid_step_{step:04d}.png")
-            save_grid(x, frames[-1], title=f"{cfg.run_name(None)}: step {step}")
+            save_grid(x, frames[-1], title=f"{run_dir.name}: step {step}", real=_plot_real(cfg),
+                      note=metric_note({k: v[-1] for k, v in metrics["dataset"].items()}))
     infos = [p["info"] for p in parts if p.get("info")]
     if infos:
         metrics["info"] = infos[0] if len(infos) == 1 else {"per_batch": infos}
@@ -319,9 +320,16 @@ def finish(run_dir: Path, cfg: RunConfig, progress: bool = True,
     plot_metrics(metrics, run_dir / "metrics.png")
     if len(frames) > 1:
         save_animation(frames, run_dir / "refinement.gif")
-    if progress:
-        print(f"{run_dir}: " + ", ".join(f"step {s}: mean logit {m:.3f}" for s, m in zip(steps, metrics["mean_logit"])))
     return metrics
+
+
+def _plot_real(cfg: RunConfig) -> torch.Tensor | None:
+    """Real points drawn under a 2-D run's scatter plots (held out as the metrics' are; fixes the axes)."""
+    if cfg.dataset not in ("25gaussians", "swissroll"):
+        return None
+    from .toy.data import sample_toy
+
+    return sample_toy(cfg.dataset, 2000, seed=10_000 + cfg.seed)
 
 
 def _save_samples(path: Path, x: torch.Tensor, z: torch.Tensor | None, logits: torch.Tensor, ids: torch.Tensor,
@@ -406,6 +414,7 @@ def text_vocabulary(cfg: RunConfig):
 
 
 def load_real_images(cfg: RunConfig, split: str) -> torch.Tensor:
+    """The real images of the run's ``dataset`` split under ``data_root``, in [-1, 1]."""
     from .data import load_cifar10, load_mnist
 
     loaders = {"mnist": load_mnist, "cifar10": load_cifar10}
@@ -428,8 +437,14 @@ def _real_samples(cfg: RunConfig, count: int, seed_offset: int = 20_000) -> torc
     return real[torch.randperm(len(real), generator=generator)[:count]]
 
 
-def save_grid(x: torch.Tensor, path: Path, title: str = "", max_images: int = 64) -> None:
-    """An image grid for ``[N, C, H, W]`` images in [-1, 1], or a scatter plot for 2-D points."""
+def save_grid(x: torch.Tensor, path: Path, title: str = "", max_images: int = 64, real: torch.Tensor | None = None,
+              limits: tuple[float, float, float, float] | None = None, note: str = "") -> None:
+    """An image grid for ``[N, C, H, W]`` images in [-1, 1], or a scatter plot for 2-D points.
+
+    2-D only: ``real`` points are drawn underneath in grey, ``limits`` (x0, x1, y0, y1) fix the axes
+    (default: :func:`scatter_limits` of ``real``, so that every plot of a run shares them), ``note``
+    (e.g. the metric values) is written in the panel.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -451,14 +466,49 @@ def save_grid(x: torch.Tensor, path: Path, title: str = "", max_images: int = 64
         return
     fig, ax = plt.subplots(figsize=(4, 4))
     pts = x.reshape(len(x), -1)[:, :2].numpy()
-    ax.scatter(pts[:, 0], pts[:, 1], s=1, alpha=0.5)
+    if real is not None:
+        ref = real.reshape(len(real), -1)[:, :2].numpy()
+        ax.scatter(ref[:, 0], ref[:, 1], s=1, c="0.6", alpha=0.4, linewidths=0, label="real")
+        limits = limits or scatter_limits(real)
+    ax.scatter(pts[:, 0], pts[:, 1], s=1, alpha=0.5, c="tab:red" if real is not None else None, linewidths=0,
+               label="samples")
+    if limits is not None:
+        ax.set_xlim(*limits[:2])
+        ax.set_ylim(*limits[2:])
+    if real is not None:
+        ax.legend(loc="upper right", fontsize=7, markerscale=6, frameon=False)
+    if note:
+        ax.set_xlabel(note.replace("\n", ", "), fontsize=7)
     ax.set_aspect("equal")
     ax.set_title(title, fontsize=9)
     io.save_figure(fig, path, dpi=100)
     plt.close(fig)
 
 
+# which way each dataset metric improves (plots and the CLI's summary tables say so)
+BETTER = {"high_quality_pct": "higher", "modes": "higher", "kde_real_under_gen": "higher",
+          "kde_gen_under_real": "higher", "is_classifier": "higher", "swd": "lower", "fid_inception": "lower",
+          "fid_classifier": "lower", "js4": "lower", "js6": "lower"}
+
+
+def scatter_limits(real: torch.Tensor, margin: float = 0.15) -> tuple[float, float, float, float]:
+    """Square axis limits around 2-D ``real`` points (their extent plus ``margin`` of it on each side)."""
+    pts = real.reshape(len(real), -1)[:, :2]
+    lo, hi = pts.min(0).values, pts.max(0).values
+    centre, half = (lo + hi) / 2, float((hi - lo).max()) / 2 * (1 + margin)
+    return (float(centre[0]) - half, float(centre[0]) + half, float(centre[1]) - half, float(centre[1]) + half)
+
+
+def metric_note(values: dict[str, float]) -> str:
+    """The metrics of one panel, as short text (``high quality 93.5%  modes 23 ...``)."""
+    labels = {"high_quality_pct": "high quality {:.1f}%", "modes": "modes {:.0f}", "swd": "sliced W1 {:.3f}",
+              "kde_real_under_gen": "KDE real|gen {:.2f}", "fid_inception": "FID {:.2f}",
+              "fid_classifier": "classifier FID {:.2f}", "is_classifier": "classifier IS {:.2f}"}
+    return "\n".join(labels[k].format(v) for k, v in values.items() if k in labels and v is not None)
+
+
 def save_animation(frames: list[Path], path: Path, ms_per_frame: int = 400) -> None:
+    """An animated GIF of the image files ``frames``, in order."""
     from PIL import Image
 
     images = [Image.open(f).convert("RGB") for f in frames]
@@ -467,12 +517,14 @@ def save_animation(frames: list[Path], path: Path, ms_per_frame: int = 400) -> N
 
 
 def plot_metrics(metrics: dict[str, Any], path: Path) -> None:
+    """One curve per metric over the kept steps, each titled with the direction that is better."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     curves = {"mean logit": metrics["mean_logit"], **metrics["dataset"]}
+    better = BETTER
     fig, axes = plt.subplots(1, len(curves), figsize=(3.2 * len(curves), 3), squeeze=False)
     if "auto" in metrics:  # the level the "auto" stop aimed at
         source = metrics["auto"]["level_source"]
@@ -482,7 +534,7 @@ def plot_metrics(metrics: dict[str, Any], path: Path) -> None:
     for ax, (name, values) in zip(axes[0], curves.items()):
         ax.plot(metrics["steps"], values, marker="o")
         ax.set_xlabel("step")
-        ax.set_title(name, fontsize=9)
+        ax.set_title(name + (f" ({better[name]} is better)" if name in better else ""), fontsize=9)
     fig.tight_layout()
     io.save_figure(fig, path, dpi=100)
     plt.close(fig)

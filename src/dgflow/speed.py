@@ -38,6 +38,7 @@ PROBE_SAFETY = 2.0  # transient buffers of the backward pass come on top of the 
 
 @dataclass(frozen=True)
 class SpeedOptions:
+    """Speed options of :func:`dgflow.refine` (autocast, torch.compile, channels-last, micro-batching)."""
     autocast: str | None = None
     compile: bool | str = False
     channels_last: bool = False
@@ -67,6 +68,7 @@ class SpeedOptions:
         return self != SpeedOptions()
 
     def to_dict(self) -> dict[str, Any]:
+        """The options as a plain dict."""
         return asdict(self)
 
 
@@ -127,6 +129,7 @@ def _has_conv(model: nn.Module) -> bool:
 
 
 def to_layout(x: Tensor, opts: SpeedOptions | None) -> Tensor:
+    """``x`` in channels-last memory format when the options ask for it (4-D images only)."""
     if opts is not None and opts.channels_last and x.ndim == 4:
         return x.contiguous(memory_format=torch.channels_last)
     return x

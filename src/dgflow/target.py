@@ -80,6 +80,7 @@ class Target:
         return out
 
     def sample(self, z: Tensor, check_finite: bool = True) -> Tensor:
+        """``x = g(z)`` (``z`` itself in data space), checked for shape and finiteness."""
         if self.transform is None:
             return z
         chunks = self._chunks(len(z))
@@ -91,6 +92,7 @@ class Target:
         return check_samples(self._float(x, z), len(z), check_finite=check_finite)
 
     def discriminate(self, x: Tensor, check_finite: bool = True) -> Tensor:
+        """The density-ratio logit ``d(x)`` shaped ``[B]``, in the layout and precision the speed options ask for."""
         chunks = self._chunks(len(x))
         if chunks:
             return torch.cat([t.discriminate(x[rows], check_finite) for rows, t in chunks])
@@ -100,6 +102,7 @@ class Target:
 
     @torch.no_grad()
     def logit(self, z: Tensor) -> Tensor:
+        """``d(g(z))`` without gradients."""
         return self.discriminate(self.sample(z))
 
     def evaluate(self, z: Tensor, grad: bool = True) -> Evaluation:
@@ -154,10 +157,12 @@ class Target:
                 raise nonfinite_gradient_error(int(bad.flatten(1).any(1).sum()), len(grad))
 
     def constrain(self, z: Tensor) -> Tensor:
+        """Clip latents back into the prior's support (bounded priors; a no-op in data space)."""
         return z if self.prior is None or self.transform is None else self.prior.constrain(z)
 
 
 def nonfinite_gradient_error(n_bad: int, batch: int) -> FloatingPointError:
+    """The error for ``n_bad`` of ``batch`` samples whose logit gradient is non-finite although the logits are finite."""
     return FloatingPointError(f"the gradient of the logit, grad_z d(g(z)), holds non-finite values (NaN or inf) for "
                               f"{n_bad} of {batch} samples although the logits are finite; check the models for "
                               "operations without a finite derivative (sqrt or log at 0, ...), or lower the step size")

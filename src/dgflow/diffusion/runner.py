@@ -28,17 +28,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from ..progress import progress_bar as tqdm
 
 from .. import distributed, io
 from ..config import check_common_keys, check_device, load_model, read_yaml
-from ..runner import _claim, _pending, checkpoint_hashes, load_batch, make_metrics, run_folder, save_batch, save_grid, to_uint8
+from ..runner import (BETTER, _claim, _pending, _plot_real, checkpoint_hashes, load_batch, make_metrics, metric_note,
+                      run_folder, save_batch, save_grid, to_uint8)
 from .denoisers import from_epsilon_vp, vp_time_to_sigma
 from .guidance import guide
 
 
 @dataclass
 class SampleConfig:
+    """A ``dgflow sample`` configuration: the DG authors' sampler keys, the models and the metrics."""
     denoiser_type: str | None = None
     denoiser_path: str | None = None
     denoiser_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -87,9 +89,11 @@ class SampleConfig:
         return vp_time_to_sigma(self.time_min), vp_time_to_sigma(self.time_max)
 
     def run_name(self, config_path: str | Path | None) -> str:
+        """The run folder's name: ``name``, else the config file's stem, else ``dg-run``."""
         return self.name or (Path(config_path).stem if config_path else "dg-run")
 
     def to_dict(self) -> dict[str, Any]:
+        """The configuration as a plain dict (what ``config.yml`` holds)."""
         return asdict(self)
 
 
@@ -106,6 +110,7 @@ def load_sample_config(path: str | Path | None = None, overrides: dict[str, Any]
 
 
 def validate_sample_config(raw: dict[str, Any], source: str = "config") -> SampleConfig:
+    """Check every key of a raw ``dgflow sample`` mapping and build the :class:`SampleConfig`."""
     known = {f.name for f in fields(SampleConfig)}
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -156,6 +161,7 @@ def validate_sample_config(raw: dict[str, Any], source: str = "config") -> Sampl
 
 
 def load_denoiser(cfg: SampleConfig, device: torch.device) -> torch.nn.Module:
+    """Build and load the run's denoiser (wrapped as an EDM denoiser when ``adapter`` says so)."""
     model = load_model("denoiser", cfg.denoiser_type, cfg.denoiser_path, cfg.denoiser_kwargs, cfg.denoiser_role,
                        device, prefix="denoiser", trust=cfg.trust_checkpoint)
     if cfg.adapter != "epsilon_vp":
@@ -170,6 +176,7 @@ def load_denoiser(cfg: SampleConfig, device: torch.device) -> torch.nn.Module:
 
 
 def sample_shape(cfg: SampleConfig, denoiser: torch.nn.Module) -> tuple[int, ...]:
+    """The shape of one sample: the config's ``shape``, else what the denoiser records."""
     if cfg.shape is not None:
         return tuple(int(s) for s in cfg.shape)
     if hasattr(denoiser, "dim"):
@@ -258,13 +265,11 @@ def finish_sample(run_dir: Path, cfg: SampleConfig, variants: list[str], measure
                 np.savez(fh, **arrays)
 
         io.write_with(run_dir / "samples" / f"{variant}.npz", write)
-        save_grid(x, run_dir / f"grid_{variant}.png", title=f"{run_dir.name}: {variant}")
         metrics["variants"][variant] = measure(x)
+        save_grid(x, run_dir / f"grid_{variant}.png", title=f"{run_dir.name}: {variant}", real=_plot_real(cfg),
+                  note=metric_note(metrics["variants"][variant]))
     io.write_json(run_dir / "metrics.json", metrics)
     plot_variants(metrics["variants"], run_dir / "metrics.png")
-    if progress:
-        for variant, values in metrics["variants"].items():
-            print(f"{run_dir}: {variant}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
     return metrics
 
 
@@ -280,7 +285,10 @@ def plot_variants(values: dict[str, dict[str, float]], path: Path) -> None:
     for ax, name in zip(axes[0], names):
         variants = [v for v in values if name in values[v]]
         ax.bar(variants, [values[v][name] for v in variants], color=["C1" if v == "guided" else "C0" for v in variants])
-        ax.set_title(name, fontsize=9)
+        for i, v in enumerate(variants):
+            ax.annotate(f"{values[v][name]:.3g}", (i, values[v][name]), ha="center", fontsize=7,
+                        va="bottom" if values[v][name] >= 0 else "top")
+        ax.set_title(name + (f" ({BETTER[name]} is better)" if name in BETTER else ""), fontsize=9)
     fig.tight_layout()
     io.save_figure(fig, path, dpi=100)
     plt.close(fig)

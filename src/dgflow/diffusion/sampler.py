@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
+from ..progress import progress_bar as tqdm
 
 from ..ratio import check_samples
 from ..rng import SampleNoise

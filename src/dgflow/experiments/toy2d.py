@@ -18,6 +18,7 @@ every mode the base model reaches. See ``TOY_SETTINGS`` and the README's sweep.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,7 +143,7 @@ def run_toy2d(out_dir: str | Path = "dgflow-demo", datasets: tuple[str, ...] = (
             if progress:
                 print(f"  {dataset:12s} {run.label:13s} {_fmt_row(rows[run.label])}", flush=True)
         results["datasets"][dataset] = {"model": meta, "critic_offset": critic.offset, "methods": rows}
-        plot_panels(dataset, real, samples, out_dir / f"{dataset}.png")
+        plot_panels(dataset, real, samples, out_dir / f"{dataset}.png", scores=rows)
     io.write_json(out_dir / "results.json", results)
     table = format_table(results)
     io.write_text(out_dir / "table.md", table)
@@ -169,33 +170,42 @@ def format_table(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_panels(dataset: str, real: torch.Tensor, samples: dict[str, torch.Tensor], path: Path) -> None:
-    """Real data, then one scatter panel per method (method samples in red over the base in blue)."""
+def plot_panels(dataset: str, real: torch.Tensor, samples: dict[str, torch.Tensor], path: Path,
+                scores: dict[str, dict[str, Any]] | None = None) -> None:
+    """Real data, then one scatter panel per method (method samples in red over the base in blue, real
+    data in grey underneath), all on the same axes, with each method's scores in its panel."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ..runner import metric_note
+
     panels = [("real", real)] + list(samples.items())
-    cols = 5
+    cols = int(math.ceil(math.sqrt(len(panels))))
     rows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False, sharex=True, sharey=True)
     lim = 1.8 if dataset == "25gaussians" else 2.0
     base = samples.get("base")
     for ax, (label, x) in zip(axes.flat, panels):
+        if label != "real":
+            ax.scatter(real[:, 0], real[:, 1], s=1, c="0.7", alpha=0.5, linewidths=0)
         if label not in ("real", "base") and base is not None:
             ax.scatter(base[:, 0], base[:, 1], s=1, c="tab:blue", alpha=0.25, linewidths=0)
         color = "black" if label == "real" else ("tab:blue" if label == "base" else "tab:red")
         ax.scatter(x[:, 0], x[:, 1], s=1.5, c=color, alpha=0.6, linewidths=0)
         ax.set_title(label)
+        lines = metric_note((scores or {}).get(label, {})).splitlines()
+        ax.set_xlabel("\n".join(", ".join(lines[i:i + 2]) for i in range(0, len(lines), 2)), fontsize=8)
         ax.set_xlim(-lim, lim)
         ax.set_ylim(-lim, lim)
         ax.set_aspect("equal")
         ax.set_xticks([])
         ax.set_yticks([])
     for ax in list(axes.flat)[len(panels):]:
-        ax.axis("off")
-    fig.suptitle(f"{dataset}: real (black), base WGAN-GP (blue), refined or selected (red)")
+        ax.remove()
+    fig.suptitle(f"{dataset}: real (black; grey underneath), base WGAN-GP (blue), refined or selected (red)\n"
+                 "high quality, modes, KDE: higher is better; sliced W1: lower is better", fontsize=9)
     fig.tight_layout()
     io.save_figure(fig, path, dpi=110)
     plt.close(fig)

@@ -51,6 +51,7 @@ log = logging.getLogger("dgflow.auto")
 
 
 def is_auto(value: Any) -> bool:
+    """Whether an option's value is ``"auto"`` (any case)."""
     return isinstance(value, str) and value.lower() == AUTO
 
 
@@ -75,6 +76,7 @@ class AutoOptions:
     min_steps: int = field(default=10, kw_only=True)
 
     def check_auto_options(self) -> None:
+        """Check the pilot settings (``pilot``, ``max_steps``, ``min_steps``)."""
         for name in ("pilot", "max_steps", "min_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < (2 if name == "pilot" else 1):
@@ -87,6 +89,7 @@ class AutoOptions:
                 raise ValueError("heldout (held-out real samples) contains NaN or inf")
 
     def wants_auto(self, step_option: str) -> bool:
+        """Whether the step size ``step_option`` or ``steps`` is to be chosen by a pilot run."""
         return is_auto(getattr(self, step_option)) or is_auto(self.steps)  # type: ignore[attr-defined]
 
 
@@ -106,6 +109,7 @@ class Trajectory:
     why: str = ""
 
     def record(self) -> dict[str, Any]:
+        """The trajectory as a plain dict (kept in ``auto.json``)."""
         return dataclasses.asdict(self)
 
 

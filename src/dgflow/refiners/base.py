@@ -42,9 +42,11 @@ class Refiner:
         return {}
 
     def init(self, target: Target, z: Tensor) -> NamedTuple:
+        """The state before the first step (evaluates the logit, and its gradient if needed, at ``z``)."""
         raise NotImplementedError
 
     def step(self, target: Target, state: Any, n: int, noise: SampleNoise) -> NamedTuple:
+        """One update ``n`` (0-based) of every sample in ``state``; ``noise`` holds each sample's own random stream."""
         raise NotImplementedError
 
     def logit_grad(self, target: Target, state: Any) -> Tensor | None:
@@ -56,6 +58,7 @@ class Refiner:
         return n + 1 < self.steps
 
     def options(self) -> dict[str, Any]:
+        """The method's settings as a plain dict (recorded in results and run folders)."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
         if isinstance(out.get("heldout"), Tensor):  # data, not a setting: the evidence in info["auto"] names it
             out["heldout"] = None
@@ -79,6 +82,7 @@ def select_rows(mask: Tensor, new: NamedTuple, old: NamedTuple) -> NamedTuple:
 
 
 def check_positive(name: str, value: float, allow_zero: bool = False) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is a finite number > 0 (>= 0 with ``allow_zero``)."""
     ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
           and (value >= 0 if allow_zero else value > 0))
     if not ok:
@@ -87,6 +91,7 @@ def check_positive(name: str, value: float, allow_zero: bool = False) -> None:
 
 
 def check_steps(steps: int | str) -> None:
+    """Raise ``ValueError`` unless ``steps`` is a whole number >= 0 or ``"auto"``."""
     if isinstance(steps, str):
         if steps.lower() != "auto":
             raise ValueError(f"steps must be a whole number >= 0 or 'auto', got {steps!r}")

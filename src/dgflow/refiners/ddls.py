@@ -33,6 +33,7 @@ from .base import DrawInitial, Refiner, check_positive, check_step_size, check_s
 
 
 class DDLSState(NamedTuple):
+    """The latents, the logit and its gradient, and the log density ``-E(z)`` of the current step."""
     z: Tensor
     x: Tensor
     logit: Tensor
@@ -43,6 +44,7 @@ class DDLSState(NamedTuple):
 
 @dataclass
 class DDLS(auto.AutoOptions, Refiner):
+    """DDLS: Langevin dynamics on ``E(z) = -log p_Z(z) - d(g(z))`` (step ``eps``, optional MALA correction)."""
     eps: float | str = 0.01
     steps: int | str = 100
     noise_scale: float = 1.0

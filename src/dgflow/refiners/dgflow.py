@@ -30,6 +30,7 @@ from .base import DrawInitial, Refiner, check_positive, check_step_size, check_s
 
 @dataclass
 class DGflow(auto.AutoOptions, Refiner):
+    """DGflow: Euler-Maruyama steps of the f-divergence gradient flow (step ``eta``, entropy weight ``gamma``)."""
     f: str | FDivergence = "KL"
     eta: float | str = 0.1
     gamma: float = 0.01

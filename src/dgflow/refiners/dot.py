@@ -41,6 +41,7 @@ from .base import DrawInitial, Refiner, check_positive, check_step_size, check_s
 
 
 class DOTState(NamedTuple):
+    """The latents, their starting points ``z_y``, the logit and the optimiser's moments."""
     z: Tensor
     x: Tensor
     logit: Tensor
@@ -52,6 +53,7 @@ class DOTState(NamedTuple):
 
 @dataclass
 class DOT(auto.AutoOptions, Refiner):
+    """DOT: per-sample descent on ``H(z) = -d(g(z)) / k_eff + ||z - z_y + delta||`` (SGD or Adam)."""
     lr: float | str = 0.01
     steps: int | str = 10
     optimizer: str = "sgd"

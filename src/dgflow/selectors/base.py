@@ -51,6 +51,7 @@ class Proposals:
         self.ranks = 1  # how many processes evaluated the last chain_logits
 
     def latents(self, ids: Tensor, stream: str, step: int = 0) -> Tensor:
+        """Proposal latents for ``ids`` drawn from the prior with the keyed stream ``stream`` at ``step``."""
         noise = SampleNoise(self.seed, ids, self.device)
         return self.target.prior.draw(noise, step=step, stream=self.stream_prefix + stream)
 
@@ -126,6 +127,7 @@ class Proposals:
         return z, torch.cat(x)
 
     def uniform(self, ids: Tensor, stream: str, step: int = 0) -> Tensor:
+        """One float64 uniform in [0, 1) per id from the keyed stream ``stream`` at ``step`` (accept/reject tests)."""
         return SampleNoise(self.seed, ids).uniform(step=step, stream=self.stream_prefix + stream, dtype=torch.float64)
 
 
@@ -135,7 +137,9 @@ class Selector:
     name: str = "selector"
 
     def select(self, proposals: Proposals, n: int, progress: bool = True) -> SelectResult:
+        """Return ``n`` selected samples from ``proposals``."""
         raise NotImplementedError
 
     def options(self) -> dict[str, Any]:
+        """The selector's settings, as recorded in results and run folders."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]

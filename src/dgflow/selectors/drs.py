@@ -48,6 +48,7 @@ AUTHORS_CHAIN_LENGTH = 640  # 10 batches of 64 proposals per output sample in th
 
 @dataclass
 class DRS(Selector):
+    """Discriminator rejection sampling (Azadi et al.): accept a proposal with probability ``sigmoid(F)``, ``F = d - D_max - log(1 - exp(d - D_max - eps)) - gamma``; options as in the module docstring."""
     burn_in: int = 10_000
     percentile: float | None = 95.0
     eps: float = 1e-6
@@ -88,6 +89,7 @@ class DRS(Selector):
         return delta - torch.log1p(-torch.exp(delta - self.eps))
 
     def select(self, proposals: Proposals, n: int, progress: bool = True) -> SelectResult:
+        """Draw ``n`` accepted samples (the default rule, or one chain per sample with ``gamma_per_chain``)."""
         ids = torch.arange(self.burn_in)
         burn_logits = proposals.draw_logits(ids, "drs-burn-in").double()
         if self.gamma_per_chain:

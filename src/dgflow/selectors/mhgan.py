@@ -34,6 +34,7 @@ CALIBRATIONS = ("isotonic", "logistic", None)
 
 @dataclass
 class MHGAN(Selector):
+    """MH-GAN (Turner et al.): independent Metropolis-Hastings chains of ``chain_length`` proposals started at real data, with calibrated discriminator probabilities; options as in the module docstring."""
     chain_length: int = 640
     calibration: str | None = "isotonic"
     name = "mhgan"
@@ -68,6 +69,7 @@ class MHGAN(Selector):
         return calibrated
 
     def select(self, proposals: Proposals, n: int, progress: bool = True) -> SelectResult:
+        """Run ``n`` chains and return the state each ends in (a chain that never leaves its real start is rerun with fresh uniforms)."""
         real = proposals.real
         calibrate = lambda d: d.double()  # noqa: E731
         real_init = None

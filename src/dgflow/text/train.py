@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from ..progress import progress_write
 
 from ..training import train_wgan_gp
 from ..zoo import build_model, load_checkpoint, save_checkpoint
@@ -73,7 +73,7 @@ def train_textgan(corpus: str = "pydoc", out: str | os.PathLike = "textgan.pt", 
     def show(it: int, entry: dict[str, float]) -> None:
         with torch.no_grad():
             sample = vocab.decode(generator(preview))[0]
-        tqdm.write(f"  it {it:6d}  W {entry['wasserstein']:7.3f}  gp {entry['gradient_penalty']:.3f}  {sample!r}")
+        progress_write(f"  it {it:6d}  W {entry['wasserstein']:7.3f}  gp {entry['gradient_penalty']:.3f}  {sample!r}")
 
     start = time.perf_counter()
     log = train_wgan_gp(generator, critic, sentences, Z_DIM, iterations=iterations, seed=seed, progress=progress,

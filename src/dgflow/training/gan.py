@@ -26,10 +26,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from ..progress import progress_bar as tqdm
 
 from .. import io
 from ..zoo.mmd import mmd_loss
+from .checkpointing import SAVE_EVERY_SECONDS, SaveOnSignal
 from .wgan_gp import gradient_penalty
 
 LOSSES = ("hinge", "ns", "wgan-gp", "mmd")
@@ -37,6 +38,7 @@ LOSSES = ("hinge", "ns", "wgan-gp", "mmd")
 
 @dataclass
 class GANTraining:
+    """The settings of :func:`train_gan` (the papers' SN-DCGAN defaults)."""
     loss: str = "hinge"
     iterations: int = 2000
     batch_size: int = 64
@@ -85,11 +87,14 @@ def generator_loss(loss: str, d_fake: Tensor, d_real: Tensor | None = None) -> T
 
 def train_gan(generator: nn.Module, discriminator: nn.Module, data: Tensor, z_dim: int, settings: GANTraining,
               out_dir: str | Path, labels: Tensor | None = None, models_meta: dict[str, Any] | None = None,
-              progress: bool = True) -> list[dict[str, float]]:
+              progress: bool = True, save_every_seconds: float | None = SAVE_EVERY_SECONDS) -> list[dict[str, float]]:
     """Train in place; logs, sample grids and ``checkpoint.pt`` go to ``out_dir`` (resumes from it).
 
     ``models_meta``: ``{"generator": (arch, config), "discriminator": (arch, config)}`` recorded in
-    the checkpoint so that it loads with :func:`dgflow.zoo.load_checkpoint`.
+    the checkpoint so that it loads with :func:`dgflow.zoo.load_checkpoint`. The checkpoint is
+    written every ``settings.checkpoint_every`` iterations, every ``save_every_seconds`` and on
+    SIGINT / SIGTERM (then :class:`KeyboardInterrupt` is raised); a larger ``settings.iterations``
+    continues a finished run.
     """
     from tensorboardX import SummaryWriter
 
@@ -114,6 +119,10 @@ def train_gan(generator: nn.Module, discriminator: nn.Module, data: Tensor, z_di
         opt_d.load_state_dict(ck["training"]["opt_d"])
         rng.set_state(ck["training"]["rng"])
         start, log = ck["training"]["iteration"], ck["training"]["log"]
+        if progress:
+            print(f"resuming {ckpt_path} at iteration {start} of {s.iterations}" if start < s.iterations else
+                  f"{ckpt_path} is already trained for {start} iterations; pass a larger --iterations to continue",
+                  flush=True)
     writer = SummaryWriter(str(out_dir / "tensorboard"))
     fixed_z = torch.randn(64, z_dim, generator=torch.Generator().manual_seed(s.seed + 1)).to(device)
     fixed_y = (torch.arange(64) % int(labels.max() + 1)).to(device) if conditional else None
@@ -134,65 +143,71 @@ def train_gan(generator: nn.Module, discriminator: nn.Module, data: Tensor, z_di
     def call(model: nn.Module, inp: Tensor, y: Tensor | None) -> Tensor:
         return model(inp) if y is None else model(inp, y)
 
+    def save(it: int) -> None:
+        meta = models_meta or {"generator": (type(generator).__name__, {}),
+                               "discriminator": (type(discriminator).__name__, {})}
+        save_checkpoint(ckpt_path, {"generator": (*meta["generator"], generator),
+                                    "discriminator": (*meta["discriminator"], discriminator)},
+                        {"training": asdict(s), "z_dim": z_dim, "conditional": conditional},
+                        extra={"training": {"opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+                                            "rng": rng.get_state(), "iteration": it, "log": log}})
+
     begin = time.perf_counter()
-    bar = tqdm(range(start + 1, s.iterations + 1), initial=start, total=s.iterations, desc=f"GAN ({s.loss})",
-               disable=None if progress else True)
-    for it in bar:
-        generator.train()
-        discriminator.train()
-        for _ in range(s.n_dis):
-            real, y = batch()
-            z = fake_latents(y)
-            with torch.no_grad():
-                fake = call(generator, z, y)
-            d_real, d_fake = call(discriminator, real, y), call(discriminator, fake, y)
-            loss_d = discriminator_loss(s.loss, d_real, d_fake)
-            if s.loss == "wgan-gp":
-                critic = discriminator if y is None else (lambda x, y=y: discriminator(x, y))
-                loss_d = loss_d + s.gp_weight * gradient_penalty(critic, real, fake, rng)
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
-            if s.clip:
+    with SaveOnSignal(save, save_every_seconds) as saver:
+        bar = tqdm(range(start + 1, s.iterations + 1), initial=start, total=s.iterations, desc=f"GAN ({s.loss})",
+                   disable=None if progress else True)
+        for it in bar:
+            generator.train()
+            discriminator.train()
+            for _ in range(s.n_dis):
+                real, y = batch()
+                z = fake_latents(y)
                 with torch.no_grad():
-                    for p in discriminator.parameters():
-                        p.clamp_(-s.clip, s.clip)
-        real, y = batch()
-        for p in discriminator.parameters():
-            p.requires_grad_(False)
-        d_real_g = call(discriminator, real, y) if s.loss == "mmd" else None
-        loss_g = generator_loss(s.loss, call(discriminator, call(generator, torch.randn(
-            s.batch_size, z_dim, generator=rng).to(device), y), y), d_real_g)
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        for p in discriminator.parameters():
-            p.requires_grad_(True)
-        if not (math.isfinite(loss_d.item()) and math.isfinite(loss_g.item())):
-            raise FloatingPointError(f"GAN training diverged at iteration {it} (loss_d={loss_d.item()}, "
-                                     f"loss_g={loss_g.item()}); lower lr or check the data range ([-1, 1])")
-        if it % s.log_every == 0 or it == s.iterations:
-            entry = {"iteration": it, "loss_d": loss_d.item(), "loss_g": loss_g.item(),
-                     "d_real": d_real.mean().item(), "d_fake": d_fake.mean().item(),
-                     "seconds": round(time.perf_counter() - begin, 1)}
-            log.append(entry)
-            for key, value in entry.items():
-                if key != "iteration":
-                    writer.add_scalar(f"train/{key}", value, it)
-        if it % s.sample_every == 0 or it == s.iterations:
-            generator.eval()
-            with torch.no_grad():
-                grid = call(generator, fixed_z, fixed_y).cpu()
-            save_grid(grid, out_dir / "samples" / f"iter_{it:07d}.png", title=f"iteration {it}")
-            writer.add_images("samples", ((grid.clamp(-1, 1) + 1) / 2).numpy(), it)
-        if it % s.checkpoint_every == 0 or it == s.iterations:
-            meta = models_meta or {"generator": (type(generator).__name__, {}),
-                                   "discriminator": (type(discriminator).__name__, {})}
-            save_checkpoint(ckpt_path, {"generator": (*meta["generator"], generator),
-                                        "discriminator": (*meta["discriminator"], discriminator)},
-                            {"training": asdict(s), "z_dim": z_dim, "conditional": conditional},
-                            extra={"training": {"opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-                                                "rng": rng.get_state(), "iteration": it, "log": log}})
+                    fake = call(generator, z, y)
+                d_real, d_fake = call(discriminator, real, y), call(discriminator, fake, y)
+                loss_d = discriminator_loss(s.loss, d_real, d_fake)
+                if s.loss == "wgan-gp":
+                    critic = discriminator if y is None else (lambda x, y=y: discriminator(x, y))
+                    loss_d = loss_d + s.gp_weight * gradient_penalty(critic, real, fake, rng)
+                opt_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+                opt_d.step()
+                if s.clip:
+                    with torch.no_grad():
+                        for p in discriminator.parameters():
+                            p.clamp_(-s.clip, s.clip)
+            real, y = batch()
+            for p in discriminator.parameters():
+                p.requires_grad_(False)
+            d_real_g = call(discriminator, real, y) if s.loss == "mmd" else None
+            loss_g = generator_loss(s.loss, call(discriminator, call(generator, torch.randn(
+                s.batch_size, z_dim, generator=rng).to(device), y), y), d_real_g)
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+            for p in discriminator.parameters():
+                p.requires_grad_(True)
+            if not (math.isfinite(loss_d.item()) and math.isfinite(loss_g.item())):
+                raise FloatingPointError(f"GAN training diverged at iteration {it} (loss_d={loss_d.item()}, "
+                                         f"loss_g={loss_g.item()}); lower lr or check the data range ([-1, 1])")
+            if it % s.log_every == 0 or it == s.iterations:
+                entry = {"iteration": it, "loss_d": loss_d.item(), "loss_g": loss_g.item(),
+                         "d_real": d_real.mean().item(), "d_fake": d_fake.mean().item(),
+                         "seconds": round(time.perf_counter() - begin, 1)}
+                log.append(entry)
+                for key, value in entry.items():
+                    if key != "iteration":
+                        writer.add_scalar(f"train/{key}", value, it)
+            if it % s.sample_every == 0 or it == s.iterations:
+                generator.eval()
+                with torch.no_grad():
+                    grid = call(generator, fixed_z, fixed_y).cpu()
+                save_grid(grid, out_dir / "samples" / f"iter_{it:07d}.png", title=f"iteration {it}")
+                writer.add_images("samples", ((grid.clamp(-1, 1) + 1) / 2).numpy(), it)
+            scheduled = it % s.checkpoint_every == 0 or it == s.iterations
+            if scheduled:
+                save(it)
+            saver.step(it, saved=scheduled)
     writer.close()
     generator.eval()
     discriminator.eval()

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from ..progress import progress_bar as tqdm
 
 from .. import io
 from ..distributed import rank_device
@@ -34,6 +34,7 @@ PAIR_DEFAULTS = {"wgangp": {"loss": "wgan-gp"}, "mmd": {"loss": "mmd", "clip": 0
 
 
 def load_images(dataset: str, data_root: str | Path, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+    """``(images in [-1, 1], labels)`` of MNIST or CIFAR-10's ``split`` under ``data_root``."""
     from ..data import load_cifar10, load_mnist
 
     loaders = {"mnist": load_mnist, "cifar10": load_cifar10}

@@ -13,10 +13,11 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from ..progress import progress_bar as tqdm
 
 
 def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, generator: torch.Generator) -> Tensor:
+    """``E[(||grad D(x_hat)|| - 1)^2]`` at random interpolates ``x_hat`` of ``real`` and ``fake``."""
     t = torch.rand((len(real),) + (1,) * (real.ndim - 1), generator=generator).to(real)
     x_hat = (t * real + (1 - t) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)

@@ -55,6 +55,7 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
 
 
 def build_model(arch: str, **config: Any) -> nn.Module:
+    """A fresh model of the registered architecture ``arch`` (:data:`ARCHITECTURES`), built with ``config``."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; known: {sorted(ARCHITECTURES)}")
     return ARCHITECTURES[arch](**config)

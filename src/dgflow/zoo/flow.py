@@ -59,6 +59,7 @@ class AffineCoupling(nn.Module):
         return torch.cat([b, a] if self.flip else [a, b], dim=1), s.flatten(1).sum(1)
 
     def decode(self, y: Tensor) -> Tensor:
+        """The inverse map ``x = f^{-1}(y)``."""
         a, b = y.chunk(2, dim=1)
         if self.flip:
             a, b = b, a

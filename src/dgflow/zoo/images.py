@@ -38,12 +38,14 @@ def check_image_config(channels: int, image_size: int, **sizes: int) -> None:
 
 
 def check_images(x: Tensor, channels: int, image_size: int, who: str) -> None:
+    """Raise ``ValueError`` unless ``x`` is shaped ``[B, channels, image_size, image_size]``."""
     if x.ndim != 4 or tuple(x.shape[1:]) != (channels, image_size, image_size):
         raise ValueError(f"{who} takes images shaped [B, {channels}, {image_size}, {image_size}], got "
                          f"{tuple(x.shape)}; build it with the channels/image_size of your data")
 
 
 def check_latents(z: Tensor, z_dim: int, who: str) -> None:
+    """Raise ``ValueError`` unless ``z`` is shaped ``[B, z_dim]``."""
     if z.ndim != 2 or z.shape[1] != z_dim:
         raise ValueError(f"{who} takes latents shaped [B, {z_dim}], got {tuple(z.shape)}")
 
@@ -65,6 +67,7 @@ def crop_to(x: Tensor, image_size: int) -> Tensor:
 
 
 def maybe_sn(module: nn.Module, use: bool) -> nn.Module:
+    """``module`` with spectral normalisation when ``use``."""
     return spectral_norm(module) if use else module
 
 

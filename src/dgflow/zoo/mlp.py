@@ -15,6 +15,8 @@ def _mlp(sizes: list[int], slope: float) -> nn.Sequential:
 
 
 class MLPGenerator(nn.Module):
+    """The 2-D generator: an MLP ``z_dim``-256-256-256-``out_dim`` with leaky ReLU (the paper's defaults)."""
+
     def __init__(self, z_dim: int = 2, hidden: int = 256, depth: int = 3, out_dim: int = 2, slope: float = 0.2):
         super().__init__()
         self.z_dim = z_dim
