@@ -61,7 +61,7 @@ def _cmd_train_images(args: argparse.Namespace) -> int:
     elif args.what == "flow":
         out = images.train_flow(args.dataset, args.data, args.out, width=args.width, levels=args.levels,
                                 couplings=args.couplings, iterations=args.iterations, batch_size=args.batch_size,
-                                lr=args.lr, seed=args.seed, **common)
+                                lr=args.lr, seed=args.seed, arch=args.arch, **common)
     elif args.what == "classifier":
         out = images.train_classifier(args.dataset, args.data, args.out, width=args.width, epochs=args.epochs,
                                       seed=args.seed, **common)
@@ -230,20 +230,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     gan = train_sub.add_parser("gan", help="an image GAN pair (SN-DCGAN, WGAN-GP, ResNet SN-GAN, conditional)")
     image_args(gan, 2000)
-    gan.add_argument("--pair", default="sndcgan", choices=["sndcgan", "wgangp", "resnet", "cond-sndcgan", "mmd"],
-                     help="mmd: MMD-GAN with a vector-valued critic (refine it through a corrector)")
-    gan.add_argument("--loss", default=None, choices=["hinge", "ns", "wgan-gp", "mmd"],
-                     help="default: hinge (wgan-gp for wgangp, mmd for mmd)")
+    gan.add_argument("--pair", default="sndcgan", choices=["sndcgan", "wgangp", "resnet", "cond-sndcgan", "mmd", "ocf"],
+                     help="mmd: MMD-GAN, ocf: OCF-GAN, with vector-valued critics (refine them through a corrector)")
+    gan.add_argument("--loss", default=None, choices=["hinge", "ns", "wgan-gp", "mmd", "ocf"],
+                     help="default: hinge (wgan-gp for wgangp, mmd for mmd, ocf for ocf)")
     gan.add_argument("--ddls-steps", type=int, default=0, help="train on DDLS-refined fake latents (default: off)")
     gan.set_defaults(func=_cmd_train_images)
     vae = train_sub.add_parser("vae", help="the convolutional VAE (a generator without a discriminator)")
     image_args(vae, 2000)
     vae.set_defaults(func=_cmd_train_images)
-    flow = train_sub.add_parser("flow", help="the RealNVP normalizing flow (maximum likelihood, bits per dimension)")
+    flow = train_sub.add_parser("flow", help="a RealNVP or Glow normalizing flow (maximum likelihood, bits per dimension)")
     image_args(flow, 2000)
     flow.set_defaults(width=32)
     flow.add_argument("--levels", type=int, default=2, help="scales (MNIST 28x28: at most 2)")
-    flow.add_argument("--couplings", type=int, default=4, help="affine couplings per scale")
+    flow.add_argument("--couplings", type=int, default=4, help="affine couplings (Glow: steps of flow) per scale")
+    flow.add_argument("--arch", default="realnvp", choices=["realnvp", "glow"], help="default: %(default)s")
     flow.add_argument("--lr", type=float, default=1e-3)
     flow.set_defaults(func=_cmd_train_images)
     clf = train_sub.add_parser("classifier", help="the classifier behind classifier FID / IS")
