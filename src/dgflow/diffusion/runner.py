@@ -12,6 +12,7 @@ Layout of ``exp_root/<name>/``::
     samples/<variant>.npz                    ``x`` (uint8 NHWC for images), ``ids``, ``labels``
     grid_<variant>.png                       image grid or 2-D scatter
     metrics.json, metrics.png                the dataset metrics of every variant
+    tensorboard/                             the same metrics and the grids as TensorBoard events
 
 ``<variant>`` is ``guided`` and, with ``baseline: true`` (default), ``unguided``: the same
 sampler, latents and churn noise without the discriminator, so the two differ only by DG.
@@ -31,6 +32,7 @@ from tqdm.auto import tqdm
 from .. import distributed, io
 from ..config import load_model, read_yaml
 from ..runner import _claim, _pending, make_metrics, save_grid, to_uint8
+from ..tensorboard_log import write_run_events
 from .denoisers import from_epsilon_vp, vp_time_to_sigma
 from .guidance import guide
 
@@ -239,6 +241,7 @@ def finish_sample(run_dir: Path, cfg: SampleConfig, variants: list[str], measure
         metrics["variants"][variant] = measure(x)
     io.write_json(run_dir / "metrics.json", metrics)
     plot_variants(metrics["variants"], run_dir / "metrics.png")
+    write_run_events(run_dir, metrics)  # tensorboard/: the metrics and grids, for `tensorboard --logdir`
     if progress:
         for variant, values in metrics["variants"].items():
             print(f"{run_dir}: {variant}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items()))

@@ -36,16 +36,17 @@ FLOW_ARCHS = ("realnvp", "glow")  # `dgflow train flow --arch`: zoo architecture
 
 
 def load_images(dataset: str, data_root: str | Path, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
-    from ..data import load_cifar10, load_mnist
+    from ..data import load_cifar10, load_mnist, load_stl10
 
-    loaders = {"mnist": load_mnist, "cifar10": load_cifar10}
+    loaders = {"mnist": load_mnist, "cifar10": load_cifar10, "stl10": load_stl10}
     if dataset not in loaders:
         raise ValueError(f"unknown image dataset {dataset!r}; choose one of {sorted(loaders)}")
     return loaders[dataset](data_root, split=split)
 
 
 def _shape(dataset: str) -> dict[str, int]:
-    return {"channels": 1, "image_size": 28} if dataset == "mnist" else {"channels": 3, "image_size": 32}
+    return {"mnist": {"channels": 1, "image_size": 28}, "stl10": {"channels": 3, "image_size": 48}}.get(
+        dataset, {"channels": 3, "image_size": 32})
 
 
 def train_image_gan(dataset: str, data_root: str | Path, out_dir: str | Path, pair: str = "sndcgan",
