@@ -61,7 +61,8 @@ def _cmd_train_images(args: argparse.Namespace) -> int:
     elif args.what == "flow":
         out = images.train_flow(args.dataset, args.data, args.out, width=args.width, levels=args.levels,
                                 couplings=args.couplings, iterations=args.iterations, batch_size=args.batch_size,
-                                lr=args.lr, seed=args.seed, arch=args.arch, **common)
+                                lr=args.lr, seed=args.seed, arch=args.arch,
+                                temperature=args.temperature, **common)
     elif args.what == "classifier":
         out = images.train_classifier(args.dataset, args.data, args.out, width=args.width, epochs=args.epochs,
                                       seed=args.seed, **common)
@@ -246,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     flow.add_argument("--levels", type=int, default=2, help="scales (MNIST 28x28: at most 2)")
     flow.add_argument("--couplings", type=int, default=4, help="affine couplings (Glow: steps of flow) per scale")
     flow.add_argument("--arch", default="realnvp", choices=["realnvp", "glow"], help="default: %(default)s")
+    flow.add_argument("--temperature", type=float, default=None, help="Glow: sample x = flow(T z) (the paper: 0.7)")
     flow.add_argument("--lr", type=float, default=1e-3)
     flow.set_defaults(func=_cmd_train_images)
     clf = train_sub.add_parser("classifier", help="the classifier behind classifier FID / IS")

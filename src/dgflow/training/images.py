@@ -95,9 +95,11 @@ def train_vae(dataset: str, data_root: str | Path, out_dir: str | Path, z_dim: i
 
 def train_flow(dataset: str, data_root: str | Path, out_dir: str | Path, width: int = 32, levels: int = 2,
                couplings: int = 4, iterations: int = 2000, batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
-               progress: bool = True, device: str | None = None, arch: str = "realnvp") -> Path:
+               progress: bool = True, device: str | None = None, arch: str = "realnvp",
+               temperature: float | None = None) -> Path:
     """Train a flow (``arch``: RealNVP, or Glow with ``couplings`` steps of flow per scale) by maximum
-    likelihood on dequantised images (loss: bits per dimension).
+    likelihood on dequantised images (loss: bits per dimension). ``temperature`` (Glow only) is recorded for
+    sampling: the generator direction becomes ``flow(T z)``; training does not depend on it.
 
     Its generator direction ``x = flow(z)``, ``z ~ N(0, I)`` of the image's shape, is the model to refine
     (through a corrector: a flow has no discriminator).
@@ -109,6 +111,10 @@ def train_flow(dataset: str, data_root: str | Path, out_dir: str | Path, width: 
     images, _ = load_images(dataset, data_root)
     test, _ = load_images(dataset, data_root, "test")
     cfg = {**_shape(dataset), "width": width, "levels": levels, "couplings": couplings}
+    if temperature is not None:
+        if arch != "glow":
+            raise ValueError("temperature is a Glow option (--arch glow)")
+        cfg["temperature"] = temperature
     torch.manual_seed(seed)
     dev = rank_device(device)
     flow = build_model(arch, **cfg).to(dev).train()

@@ -21,6 +21,12 @@ halves have the fixed prior N(0, I) (no learned conditional prior), no actnorm i
 logit transform of :mod:`.flow` keeps generated pixels bounded. ``forward(z)`` (latent -> image),
 ``inverse(x)`` and ``log_prob(x)`` behave as :class:`~.flow.RealNVP`'s; train with
 :func:`~.flow.dequantize` and :func:`~.flow.bits_per_dim`.
+
+``temperature`` T (Glow's reduced-temperature sampling) makes the generator direction ``x = flow(T z)``
+and ``inverse(x) = flow^{-1}(x) / T``, so that ``z ~ N(0, I)`` draws from the tempered model; ``log_prob``
+stays the trained flow's density (T = 1). The paper samples at T = 0.7: at T = 1 a CPU-scale MNIST Glow
+(`README`) sends 8.6% of latents to non-finite images (divisions by small coupling scales compound over
+the inverse); at 0.7 none of 256.
 """
 
 from __future__ import annotations
@@ -138,8 +144,20 @@ class Glow(RealNVP):
     """Multiscale Glow: logit transform, then per scale squeeze + ``couplings`` steps of flow + factor-out."""
 
     def __init__(self, *, channels: int = 3, image_size: int = 32, width: int = 64, levels: int | None = None,
-                 couplings: int = 8, alpha: float = 0.05):
+                 couplings: int = 8, alpha: float = 0.05, temperature: float = 1.0):
         super().__init__(channels=channels, image_size=image_size, width=width, levels=levels, couplings=couplings,
                          alpha=alpha)
+        if not 0 < temperature <= 1:
+            raise ValueError(f"temperature must lie in (0, 1] (1: the trained density; Glow samples at 0.7), "
+                             f"got {temperature!r}")
+        self.temperature = temperature
         self.scales = nn.ModuleList(  # replaces RealNVP's couplings: same squeeze / factor-out recursion
             nn.ModuleList(FlowStep(4 * channels * 2**l, width) for _ in range(couplings)) for l in range(self.levels))
+
+    def forward(self, z: Tensor) -> Tensor:
+        """Generator direction at the temperature: ``x = flow(T z)``."""
+        return super().forward(self.temperature * z)
+
+    def inverse(self, x: Tensor) -> Tensor:
+        """The exact inverse of :meth:`forward`: ``flow^{-1}(x) / T``."""
+        return super().inverse(x) / self.temperature
