@@ -48,6 +48,11 @@ def test_glow_inverse_of_forward_is_identity():
     assert torch.allclose(flow(flow.inverse(x)), x, atol=1e-9)
     model = build_model("glow", channels=1, image_size=28, width=8, levels=2, couplings=2)
     assert latent_shape(model) == (1, 28, 28)
+    cold = _random_glow(temperature=0.7)  # the generator direction samples flow(0.7 z); inverse undoes it
+    assert torch.allclose(cold(z), flow(0.7 * z), atol=1e-9) and torch.allclose(cold.inverse(cold(z)), z, atol=1e-9)
+    assert torch.allclose(cold.log_prob(x), flow.log_prob(x), atol=1e-9)  # log_prob: the trained density
+    with pytest.raises(ValueError, match="temperature"):
+        Glow(channels=1, image_size=4, temperature=1.5)
 
 
 def test_ocf_distance_matches_hand_computation():
