@@ -26,10 +26,11 @@ logit transform of :mod:`.flow` keeps generated pixels bounded. ``forward(z)`` (
 and ``inverse(x) = flow^{-1}(x) / T``, so that ``z ~ N(0, I)`` draws from the tempered model; ``log_prob``
 stays the trained flow's density (T = 1). The paper samples at T = 0.7: at T = 1 a CPU-scale MNIST Glow
 (`README`) sends 8.6% of latents to non-finite images (divisions by small coupling scales compound over
-the inverse); at 0.7 about 1 in 2,500 did before the guard: the generator direction clamps each layer's
-output to +-1e4 (``DECODE_GUARD``; a trained flow's intermediate values are O(10), and beyond +-50 the
-final sigmoid saturates anyway) and divides by coupling scales of at least 1e-20, so rare far-out latents
-give saturated images instead of NaN. ``inverse`` and ``log_prob`` are unguarded and exact.
+the inverse); at 0.7 about 1 in 2,500 did, and DGflow's gradient steps turned such overflows into NaN
+latents (inf * 0 in the backward pass). So the generator direction clamps each step's output to +-100
+(``DECODE_GUARD``; a trained flow's intermediate values are O(10), and the final sigmoid saturates long
+before) and divides by coupling scales of at least 1e-3 (``SCALE_FLOOR``): exact wherever the guards are
+inactive, finite (values and gradients) elsewhere. ``inverse`` and ``log_prob`` are unguarded and exact.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ from torch import Tensor, nn
 
 from .flow import RealNVP
 
-DECODE_GUARD = 1e4  # float32 overflow guard of the generator direction (see the module docstring)
+DECODE_GUARD = 100.0  # float32 overflow guards of the generator direction (see the module docstring)
+SCALE_FLOOR = 1e-3
 
 
 class ActNorm(nn.Module):
@@ -122,7 +124,7 @@ class GlowCoupling(nn.Module):
     def decode(self, y: Tensor) -> Tensor:
         a, b = y[:, :self.half], y[:, self.half:]
         t, s = self._shift_scale(a)
-        return torch.cat([a, b / s.clamp_min(1e-20) - t], dim=1)
+        return torch.cat([a, b / s.clamp_min(SCALE_FLOOR) - t], dim=1)
 
 
 class FlowStep(nn.Module):
