@@ -32,8 +32,11 @@ SMALL = {
     "mmd_generator": dict(z_dim=8, width=4),
     "mmd_critic": dict(width=4, feature_dim=6),
     "classifier": dict(width=4, feature_dim=16),
+    "glow": dict(width=8, couplings=2),
+    "ocf_generator": dict(z_dim=8, width=4),
+    "ocf_critic": dict(width=4, feature_dim=6),
 }
-GENERATORS = {"dcgan_generator", "resnet_generator", "cond_dcgan_generator", "conv_vae", "mmd_generator"}
+GENERATORS = {"dcgan_generator", "resnet_generator", "cond_dcgan_generator", "conv_vae", "mmd_generator", "ocf_generator"}
 DISCRIMINATORS = {"sndcgan_discriminator", "wgangp_critic", "resnet_discriminator", "cond_sndcgan_discriminator"}
 B = 3
 
@@ -48,7 +51,7 @@ def inputs(arch: str, cfg: dict, seed: int = 0) -> tuple[torch.Tensor, ...]:
     image = (B, cfg["channels"], cfg["image_size"], cfg["image_size"])
     if arch in GENERATORS:
         first = torch.randn(B, cfg["z_dim"], generator=g)
-    elif arch == "realnvp":
+    elif arch in ("realnvp", "glow"):
         first = torch.randn(*image, generator=g)
     else:
         first = torch.rand(*image, generator=g) * 2 - 1
@@ -56,9 +59,10 @@ def inputs(arch: str, cfg: dict, seed: int = 0) -> tuple[torch.Tensor, ...]:
 
 
 def expected_shape(arch: str, cfg: dict) -> tuple[int, ...]:
-    if arch in GENERATORS or arch == "realnvp":
+    if arch in GENERATORS or arch in ("realnvp", "glow"):
         return (B, cfg["channels"], cfg["image_size"], cfg["image_size"])
-    return {"mmd_critic": (B, cfg.get("feature_dim", 0)), "classifier": (B, 10)}.get(arch, (B,))
+    return {"mmd_critic": (B, cfg.get("feature_dim", 0)), "ocf_critic": (B, cfg.get("feature_dim", 0)),
+            "classifier": (B, 10)}.get(arch, (B,))
 
 
 def randomize_(model: torch.nn.Module, scale: float = 0.1, seed: int = 0) -> torch.nn.Module:

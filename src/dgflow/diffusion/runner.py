@@ -13,6 +13,7 @@ Layout of ``exp_root/<name>/``::
     samples/<variant>.npz                    ``x`` (uint8 NHWC for images), ``ids``, ``labels``
     grid_<variant>.png                       image grid or 2-D scatter
     metrics.json, metrics.png                the dataset metrics of every variant
+    tensorboard/                             the same metrics and the grids as TensorBoard events
 
 ``<variant>`` is ``guided`` and, with ``baseline: true`` (default), ``unguided``: the same
 sampler, latents and churn noise without the discriminator, so the two differ only by DG.
@@ -34,6 +35,7 @@ from .. import distributed, io
 from ..config import check_common_keys, check_device, load_model, read_yaml
 from ..runner import (BETTER, _claim, _pending, _plot_real, checkpoint_hashes, load_batch, make_metrics, metric_note,
                       run_folder, save_batch, save_grid, to_uint8)
+from ..tensorboard_log import write_run_events
 from .denoisers import from_epsilon_vp, vp_time_to_sigma
 from .guidance import guide
 
@@ -270,6 +272,7 @@ def finish_sample(run_dir: Path, cfg: SampleConfig, variants: list[str], measure
                   note=metric_note(metrics["variants"][variant]))
     io.write_json(run_dir / "metrics.json", metrics)
     plot_variants(metrics["variants"], run_dir / "metrics.png")
+    write_run_events(run_dir, metrics)  # tensorboard/: the metrics and grids, for `tensorboard --logdir`
     return metrics
 
 

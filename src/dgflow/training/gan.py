@@ -31,9 +31,10 @@ from ..progress import progress_bar as tqdm
 from .. import io
 from ..zoo.mmd import mmd_loss
 from .checkpointing import SAVE_EVERY_SECONDS, SaveOnSignal
+from ..zoo.ocf import ocf_distance
 from .wgan_gp import gradient_penalty
 
-LOSSES = ("hinge", "ns", "wgan-gp", "mmd")
+LOSSES = ("hinge", "ns", "wgan-gp", "mmd", "ocf")
 
 
 @dataclass
@@ -67,8 +68,11 @@ class GANTraining:
             raise ValueError(f"ddls_steps must be >= 0, got {self.ddls_steps}")
 
 
-def discriminator_loss(loss: str, d_real: Tensor, d_fake: Tensor) -> Tensor:
-    """The critic's loss on its outputs for a real and a fake batch (features ``[B, k]`` for ``"mmd"``)."""
+def discriminator_loss(loss: str, d_real: Tensor, d_fake: Tensor, frequencies: Tensor | None = None) -> Tensor:
+    """The critic's loss on its outputs for a real and a fake batch (features ``[B, k]`` for ``"mmd"``, ``"ocf"``;
+    ``"ocf"`` also takes the critic's frequencies ``[m, k]``)."""
+    if loss == "ocf":  # the critic maximises the characteristic-function distance (features and sigma)
+        return -ocf_distance(d_real.flatten(1), d_fake.flatten(1), frequencies)
     if loss == "mmd":  # the critic maximises MMD^2 between real and fake features
         return -mmd_loss(d_real.flatten(1), d_fake.flatten(1))
     if loss == "hinge":
@@ -78,8 +82,10 @@ def discriminator_loss(loss: str, d_real: Tensor, d_fake: Tensor) -> Tensor:
     return d_fake.mean() - d_real.mean()
 
 
-def generator_loss(loss: str, d_fake: Tensor, d_real: Tensor | None = None) -> Tensor:
-    """The generator's loss (``"mmd"`` needs the critic's features of a real batch, ``d_real``)."""
+def generator_loss(loss: str, d_fake: Tensor, d_real: Tensor | None = None, frequencies: Tensor | None = None) -> Tensor:
+    """The generator's loss (``"mmd"``, ``"ocf"`` need the critic's features of a real batch, ``d_real``)."""
+    if loss == "ocf":
+        return ocf_distance(d_real.flatten(1), d_fake.flatten(1), frequencies)
     if loss == "mmd":
         return mmd_loss(d_real.flatten(1), d_fake.flatten(1))
     return F.softplus(-d_fake).mean() if loss == "ns" else -d_fake.mean()
@@ -165,7 +171,8 @@ def train_gan(generator: nn.Module, discriminator: nn.Module, data: Tensor, z_di
                 with torch.no_grad():
                     fake = call(generator, z, y)
                 d_real, d_fake = call(discriminator, real, y), call(discriminator, fake, y)
-                loss_d = discriminator_loss(s.loss, d_real, d_fake)
+                freqs = discriminator.frequencies(rng) if s.loss == "ocf" else None
+                loss_d = discriminator_loss(s.loss, d_real, d_fake, freqs)
                 if s.loss == "wgan-gp":
                     critic = discriminator if y is None else (lambda x, y=y: discriminator(x, y))
                     loss_d = loss_d + s.gp_weight * gradient_penalty(critic, real, fake, rng)
@@ -174,14 +181,16 @@ def train_gan(generator: nn.Module, discriminator: nn.Module, data: Tensor, z_di
                 opt_d.step()
                 if s.clip:
                     with torch.no_grad():
-                        for p in discriminator.parameters():
-                            p.clamp_(-s.clip, s.clip)
+                        for name, p in discriminator.named_parameters():
+                            if name not in getattr(discriminator, "unclipped_parameters", ()):
+                                p.clamp_(-s.clip, s.clip)
             real, y = batch()
             for p in discriminator.parameters():
                 p.requires_grad_(False)
-            d_real_g = call(discriminator, real, y) if s.loss == "mmd" else None
+            d_real_g = call(discriminator, real, y) if s.loss in ("mmd", "ocf") else None
             loss_g = generator_loss(s.loss, call(discriminator, call(generator, torch.randn(
-                s.batch_size, z_dim, generator=rng).to(device), y), y), d_real_g)
+                s.batch_size, z_dim, generator=rng).to(device), y), y), d_real_g,
+                discriminator.frequencies(rng) if s.loss == "ocf" else None)
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()

@@ -29,22 +29,25 @@ GAN_PAIRS = {  # name -> (generator arch, discriminator arch, conditional)
     "resnet": ("resnet_generator", "resnet_discriminator", False),
     "cond-sndcgan": ("cond_dcgan_generator", "cond_sndcgan_discriminator", True),
     "mmd": ("mmd_generator", "mmd_critic", False),  # vector-valued critic: refine through a corrector
+    "ocf": ("ocf_generator", "ocf_critic", False),  # likewise (characteristic-function distance)
 }
-PAIR_DEFAULTS = {"wgangp": {"loss": "wgan-gp"}, "mmd": {"loss": "mmd", "clip": 0.01}}
+PAIR_DEFAULTS = {"wgangp": {"loss": "wgan-gp"}, "mmd": {"loss": "mmd", "clip": 0.01}, "ocf": {"loss": "ocf", "clip": 0.01}}
+FLOW_ARCHS = ("realnvp", "glow")  # `dgflow train flow --arch`: zoo architecture names
 
 
 def load_images(dataset: str, data_root: str | Path, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
-    """``(images in [-1, 1], labels)`` of MNIST or CIFAR-10's ``split`` under ``data_root``."""
-    from ..data import load_cifar10, load_mnist
+    """``(images in [-1, 1], labels)`` of MNIST, CIFAR-10 or STL-10's ``split`` under ``data_root``."""
+    from ..data import load_cifar10, load_mnist, load_stl10
 
-    loaders = {"mnist": load_mnist, "cifar10": load_cifar10}
+    loaders = {"mnist": load_mnist, "cifar10": load_cifar10, "stl10": load_stl10}
     if dataset not in loaders:
         raise ValueError(f"unknown image dataset {dataset!r}; choose one of {sorted(loaders)}")
     return loaders[dataset](data_root, split=split)
 
 
 def _shape(dataset: str) -> dict[str, int]:
-    return {"channels": 1, "image_size": 28} if dataset == "mnist" else {"channels": 3, "image_size": 32}
+    return {"mnist": {"channels": 1, "image_size": 28}, "stl10": {"channels": 3, "image_size": 48}}.get(
+        dataset, {"channels": 3, "image_size": 32})
 
 
 def train_image_gan(dataset: str, data_root: str | Path, out_dir: str | Path, pair: str = "sndcgan",
@@ -93,20 +96,29 @@ def train_vae(dataset: str, data_root: str | Path, out_dir: str | Path, z_dim: i
 
 def train_flow(dataset: str, data_root: str | Path, out_dir: str | Path, width: int = 32, levels: int = 2,
                couplings: int = 4, iterations: int = 2000, batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
-               progress: bool = True, device: str | None = None) -> Path:
-    """Train the RealNVP by maximum likelihood on dequantised images (loss: bits per dimension).
+               progress: bool = True, device: str | None = None, arch: str = "realnvp",
+               temperature: float | None = None) -> Path:
+    """Train a flow (``arch``: RealNVP, or Glow with ``couplings`` steps of flow per scale) by maximum
+    likelihood on dequantised images (loss: bits per dimension). ``temperature`` (Glow only) is recorded for
+    sampling: the generator direction becomes ``flow(T z)``; training does not depend on it.
 
     Its generator direction ``x = flow(z)``, ``z ~ N(0, I)`` of the image's shape, is the model to refine
     (through a corrector: a flow has no discriminator).
     """
     from ..zoo.flow import bits_per_dim, dequantize
 
+    if arch not in FLOW_ARCHS:
+        raise ValueError(f"unknown flow {arch!r}; choose one of {sorted(FLOW_ARCHS)}")
     images, _ = load_images(dataset, data_root)
     test, _ = load_images(dataset, data_root, "test")
     cfg = {**_shape(dataset), "width": width, "levels": levels, "couplings": couplings}
+    if temperature is not None:
+        if arch != "glow":
+            raise ValueError("temperature is a Glow option (--arch glow)")
+        cfg["temperature"] = temperature
     torch.manual_seed(seed)
     dev = rank_device(device)
-    flow = build_model("realnvp", **cfg).to(dev).train()
+    flow = build_model(arch, **cfg).to(dev).train()
     opt = torch.optim.Adam(flow.parameters(), lr=lr)
     rng = torch.Generator().manual_seed(seed)
     dims = images[0].numel()
@@ -130,7 +142,7 @@ def train_flow(dataset: str, data_root: str | Path, out_dir: str | Path, width: 
         held = dequantize(test[:1000], torch.Generator().manual_seed(seed + 1)).to(dev)
         test_bpd = float(bits_per_dim(flow.log_prob(held), dims).mean())
     out = Path(out_dir) / "checkpoint.pt"
-    save_checkpoint(out, {"generator": ("realnvp", cfg, flow.cpu())},
+    save_checkpoint(out, {"generator": (arch, cfg, flow.cpu())},
                     {"training": "flow", "test_bits_per_dim": test_bpd, "log": log,
                      "seconds": round(time.perf_counter() - start, 1)})
     return out

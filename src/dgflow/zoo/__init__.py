@@ -22,9 +22,11 @@ from .diffusion import (ClassifierTimeDiscriminator, ConvTimeDiscriminator, MLPD
                         UNetDenoiser)
 from .dcgan import CondDCGANGenerator, CondSNDCGANDiscriminator, DCGANGenerator, SNDCGANDiscriminator, WGANGPCritic
 from .flow import RealNVP
+from .glow import Glow
 from .images import warm_up_spectral_norm  # noqa: F401 (re-exported: dgflow.zoo.warm_up_spectral_norm)
 from .mlp import MLPDiscriminator, MLPGenerator
 from .mmd import MMDCritic, MMDGenerator, mmd_loss  # noqa: F401 (mmd_loss re-exported)
+from .ocf import OCFCritic, OCFGenerator, ocf_distance  # noqa: F401 (ocf_distance re-exported)
 from .resnet import ResNetDiscriminator, ResNetGenerator
 from .textgan import TextCritic, TextGenerator
 from .vae import ConvVAE
@@ -41,8 +43,11 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
     "cond_sndcgan_discriminator": CondSNDCGANDiscriminator,
     "conv_vae": ConvVAE,
     "realnvp": RealNVP,
+    "glow": Glow,
     "mmd_generator": MMDGenerator,
     "mmd_critic": MMDCritic,
+    "ocf_generator": OCFGenerator,
+    "ocf_critic": OCFCritic,
     "classifier": Classifier,
     "text_generator": TextGenerator,
     "text_critic": TextCritic,

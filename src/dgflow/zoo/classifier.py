@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .images import check_image_config, check_images, pad_to_32
+from .images import WITH_STL10, check_image_config, check_images, network_size, pad_to_32
 
 
 class Classifier(nn.Module):
@@ -20,14 +20,14 @@ class Classifier(nn.Module):
     def __init__(self, *, channels: int = 3, image_size: int = 32, width: int = 32, feature_dim: int = 128,
                  n_classes: int = 10):
         super().__init__()
-        check_image_config(channels, image_size, width=width, feature_dim=feature_dim, n_classes=n_classes)
+        check_image_config(channels, image_size, WITH_STL10, width=width, feature_dim=feature_dim, n_classes=n_classes)
         self.channels, self.image_size, self.width = channels, image_size, width
         self.feature_dim, self.n_classes = feature_dim, n_classes
         w = width
         self.body = nn.Sequential(
             nn.Conv2d(channels, w, 3, 1, 1), nn.ReLU(), nn.Conv2d(w, w, 3, 1, 1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(w, 2 * w, 3, 1, 1), nn.ReLU(), nn.Conv2d(2 * w, 2 * w, 3, 1, 1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(2 * w * 8 * 8, feature_dim), nn.ReLU())
+            nn.Flatten(), nn.Linear(2 * w * (network_size(image_size) // 4) ** 2, feature_dim), nn.ReLU())
         self.head = nn.Linear(feature_dim, n_classes)
 
     def features(self, x: Tensor) -> Tensor:

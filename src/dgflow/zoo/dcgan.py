@@ -11,7 +11,8 @@
 spectral norm on every conv and the linear layer; its logit is used for both the hinge and the
 non-saturating loss (the loss is a training choice, not an architecture). The WGAN-GP critic is
 the same body with neither spectral norm nor BatchNorm (the gradient penalty is per sample).
-MNIST (28x28) goes through the 32x32 networks by cropping / padding (see :mod:`.images`).
+MNIST (28x28) goes through the 32x32 networks by cropping / padding (see :mod:`.images`); STL-10
+at 48x48 (Miyato et al.'s setting) uses the same layers one size up: bottom 6x6, ``8w*6*6`` features.
 
 Class-conditional versions (MNIST in the paper's experiments, ``n_classes=10``):
 ``g(z, y)`` feeds ``[z, embed(y)]`` to the generator; ``d(x, y)`` is a projection discriminator
@@ -24,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .images import check_image_config, check_images, check_latents, crop_to, maybe_sn, pad_to_32
+from .images import WITH_STL10, check_image_config, check_images, check_latents, crop_to, maybe_sn, network_size, pad_to_32
 
 
 def _check_labels(y: Tensor, batch: int, n_classes: int, who: str) -> None:
@@ -40,9 +41,10 @@ class DCGANGenerator(nn.Module):
 
     def __init__(self, *, channels: int = 3, image_size: int = 32, z_dim: int = 128, width: int = 64):
         super().__init__()
-        check_image_config(channels, image_size, z_dim=z_dim, width=width)
+        check_image_config(channels, image_size, WITH_STL10, z_dim=z_dim, width=width)
         self.channels, self.image_size, self.z_dim, self.width = channels, image_size, z_dim, width
-        self.input = nn.Linear(z_dim, 8 * width * 4 * 4)
+        self.bottom = network_size(image_size) // 8
+        self.input = nn.Linear(z_dim, 8 * width * self.bottom**2)
         self.body = nn.Sequential(
             nn.BatchNorm2d(8 * width), nn.ReLU(),
             *_up(8 * width, 4 * width), *_up(4 * width, 2 * width), *_up(2 * width, width),
@@ -53,7 +55,7 @@ class DCGANGenerator(nn.Module):
         return self._generate(z)
 
     def _generate(self, h: Tensor) -> Tensor:
-        x = self.body(self.input(h).view(len(h), 8 * self.width, 4, 4))
+        x = self.body(self.input(h).view(len(h), 8 * self.width, self.bottom, self.bottom))
         return crop_to(x, self.image_size)
 
 
@@ -64,7 +66,7 @@ def _up(a: int, b: int) -> list[nn.Module]:
 class DCGANBody(nn.Module):
     """The 7-conv discriminator body: ``x [B, C, 32, 32] -> phi [B, 8w*16]``; optional spectral norm."""
 
-    def __init__(self, channels: int, width: int, sn: bool, slope: float = 0.2):
+    def __init__(self, channels: int, width: int, sn: bool, slope: float = 0.2, image_size: int = 32):
         super().__init__()
         w = width
         plan = [(channels, w, 3, 1), (w, w, 4, 2), (w, 2 * w, 3, 1), (2 * w, 2 * w, 4, 2),
@@ -73,7 +75,7 @@ class DCGANBody(nn.Module):
         for a, b, k, s in plan:
             layers += [maybe_sn(nn.Conv2d(a, b, k, s, 1), sn), nn.LeakyReLU(slope)]
         self.net = nn.Sequential(*layers)
-        self.out_features = 8 * w * 4 * 4
+        self.out_features = 8 * w * (network_size(image_size) // 8) ** 2
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(pad_to_32(x)).flatten(1)
@@ -86,9 +88,9 @@ class SNDCGANDiscriminator(nn.Module):
 
     def __init__(self, *, channels: int = 3, image_size: int = 32, width: int = 64):
         super().__init__()
-        check_image_config(channels, image_size, width=width)
+        check_image_config(channels, image_size, WITH_STL10, width=width)
         self.channels, self.image_size, self.width = channels, image_size, width
-        self.body = DCGANBody(channels, width, sn=self.spectral_norm)
+        self.body = DCGANBody(channels, width, sn=self.spectral_norm, image_size=image_size)
         self.output = maybe_sn(nn.Linear(self.body.out_features, 1), self.spectral_norm)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -107,7 +109,8 @@ class CondDCGANGenerator(DCGANGenerator):
 
     def __init__(self, *, channels: int = 1, image_size: int = 28, z_dim: int = 128, width: int = 64,
                  n_classes: int = 10, embed_dim: int = 32):
-        check_image_config(channels, image_size, z_dim=z_dim, width=width, n_classes=n_classes, embed_dim=embed_dim)
+        check_image_config(channels, image_size, WITH_STL10, z_dim=z_dim, width=width, n_classes=n_classes,
+                           embed_dim=embed_dim)
         super().__init__(channels=channels, image_size=image_size, z_dim=z_dim + embed_dim, width=width)
         self.z_dim, self.n_classes, self.embed_dim = z_dim, n_classes, embed_dim
         self.embed = nn.Embedding(n_classes, embed_dim)
@@ -123,9 +126,9 @@ class CondSNDCGANDiscriminator(nn.Module):
 
     def __init__(self, *, channels: int = 1, image_size: int = 28, width: int = 64, n_classes: int = 10):
         super().__init__()
-        check_image_config(channels, image_size, width=width, n_classes=n_classes)
+        check_image_config(channels, image_size, WITH_STL10, width=width, n_classes=n_classes)
         self.channels, self.image_size, self.width, self.n_classes = channels, image_size, width, n_classes
-        self.body = DCGANBody(channels, width, sn=True)
+        self.body = DCGANBody(channels, width, sn=True, image_size=image_size)
         self.output = maybe_sn(nn.Linear(self.body.out_features, 1), True)
         self.embed = maybe_sn(nn.Embedding(n_classes, self.body.out_features), True)
 

@@ -26,15 +26,22 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 IMAGE_SIZES = (28, 32)
+WITH_STL10 = (28, 32, 48)  # the DCGAN pair and the classifier also take STL-10 at 48x48 (networks one size up)
 
 
-def check_image_config(channels: int, image_size: int, **sizes: int) -> None:
+def check_image_config(channels: int, image_size: int, allowed: tuple[int, ...] = IMAGE_SIZES, **sizes: int) -> None:
     """Refuse settings the image models do not support, naming the supported ones."""
     for name, value in {"channels": channels, **sizes}.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
-    if image_size not in IMAGE_SIZES:
-        raise ValueError(f"image_size must be 28 (MNIST) or 32 (CIFAR-10), got {image_size!r}")
+    if image_size not in allowed:
+        extra = " or 48 (STL-10)" if 48 in allowed else ""
+        raise ValueError(f"image_size must be 28 (MNIST) or 32 (CIFAR-10){extra}, got {image_size!r}")
+
+
+def network_size(image_size: int) -> int:
+    """The size the convolutional networks work at: 48 for STL-10, else 32 (MNIST is padded / cropped)."""
+    return 48 if image_size == 48 else 32
 
 
 def check_images(x: Tensor, channels: int, image_size: int, who: str) -> None:
@@ -51,8 +58,8 @@ def check_latents(z: Tensor, z_dim: int, who: str) -> None:
 
 
 def pad_to_32(x: Tensor) -> Tensor:
-    """28x28 -> 32x32 by a 2-pixel border of -1 (background); 32x32 unchanged."""
-    if x.shape[-1] == 32:
+    """28x28 -> 32x32 by a 2-pixel border of -1 (background); 32x32 and 48x48 unchanged."""
+    if x.shape[-1] != 28:
         return x
     pad = (32 - x.shape[-1]) // 2
     return F.pad(x, (pad, pad, pad, pad), value=-1.0)
