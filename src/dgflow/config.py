@@ -192,7 +192,7 @@ def _check_types(cfg: RunConfig, raw: dict[str, Any], source: str) -> None:
 
 
 # datasets whose metrics a refine run knows (``None``: no dataset metrics)
-DATASETS = ("25gaussians", "swissroll", "mnist", "cifar10", "text")
+DATASETS = ("25gaussians", "swissroll", "mnist", "cifar10", "stl10", "text")
 
 
 def check_common_keys(cfg: Any, source: str, datasets: tuple[str, ...]) -> None:

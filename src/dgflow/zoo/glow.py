@@ -61,12 +61,14 @@ class ActNorm(nn.Module):
         self.initialized.fill_(True)
 
     def encode(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        """Data -> latent direction; returns ``(y, log|det J|)`` with the log-det shaped ``[B]``."""
         if self.training and not bool(self.initialized):
             self._initialize(h)
         logdet = -h[0, 0].numel() * self.log_scale.sum()
         return (h - self.bias) * torch.exp(-self.log_scale), logdet.expand(len(h))
 
     def decode(self, y: Tensor) -> Tensor:
+        """The inverse map (latent -> data direction)."""
         return y * torch.exp(self.log_scale) + self.bias
 
 
@@ -86,17 +88,20 @@ class InvertibleConv1x1(nn.Module):
         self.log_s = nn.Parameter(diag.abs().log())
 
     def weight(self) -> Tensor:
+        """``W = P L (U + diag(sign_s exp(log_s)))`` from its LU factors."""
         eye = torch.eye(len(self.log_s), dtype=self.log_s.dtype, device=self.log_s.device)
         lower = self.lower * self.lower_mask + eye
         upper = self.upper * self.lower_mask.T + torch.diag(self.sign_s * self.log_s.exp())
         return self.permutation @ lower @ upper
 
     def encode(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        """Data -> latent direction; returns ``(y, log|det J|)`` with the log-det shaped ``[B]``."""
         w = self.weight()
         logdet = h[0, 0].numel() * self.log_s.sum()
         return F.conv2d(h, w[:, :, None, None]), logdet.expand(len(h))
 
     def decode(self, y: Tensor) -> Tensor:
+        """The inverse map (latent -> data direction)."""
         return F.conv2d(y, torch.linalg.inv(self.weight())[:, :, None, None])
 
 
@@ -117,11 +122,13 @@ class GlowCoupling(nn.Module):
         return t, torch.sigmoid(s_raw + 2.0)
 
     def encode(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        """Data -> latent direction; returns ``(y, log|det J|)`` with the log-det shaped ``[B]``."""
         a, b = h[:, :self.half], h[:, self.half:]
         t, s = self._shift_scale(a)
         return torch.cat([a, (b + t) * s], dim=1), s.log().flatten(1).sum(1)
 
     def decode(self, y: Tensor) -> Tensor:
+        """The inverse map (latent -> data direction)."""
         a, b = y[:, :self.half], y[:, self.half:]
         t, s = self._shift_scale(a)
         return torch.cat([a, b / s.clamp_min(SCALE_FLOOR) - t], dim=1)
@@ -135,6 +142,7 @@ class FlowStep(nn.Module):
         self.layers = nn.ModuleList([ActNorm(channels), InvertibleConv1x1(channels), GlowCoupling(channels, hidden)])
 
     def encode(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        """Data -> latent direction; returns ``(y, log|det J|)`` with the log-det shaped ``[B]``."""
         logdet = h.new_zeros(len(h))
         for layer in self.layers:
             h, ld = layer.encode(h)
@@ -142,6 +150,7 @@ class FlowStep(nn.Module):
         return h, logdet
 
     def decode(self, y: Tensor) -> Tensor:
+        """The inverse map (latent -> data direction)."""
         for layer in reversed(self.layers):
             y = layer.decode(y).clamp(-DECODE_GUARD, DECODE_GUARD)
         return y
