@@ -76,3 +76,11 @@ def test_nothing_a_user_reads_points_into_the_checkout():
     readme = (ROOT / "README.md").read_text()
     assert "docs/methods.md" in readme and "../shared/docs" not in readme
     assert (ROOT / "docs" / "methods.md").is_file()
+
+
+def test_shipped_configs_and_the_readme_name_no_shared_folder():
+    """A pip user has the package only: configs (shipped as package data) and the README must not point into
+    the development checkout's ``../shared``."""
+    offenders = [p.name for p in sorted((ROOT / "configs").glob("*.yml")) if "../shared" in p.read_text()]
+    assert offenders == []
+    assert "../shared" not in (ROOT / "README.md").read_text()
