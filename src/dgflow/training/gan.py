@@ -225,23 +225,8 @@ def train_gan(generator: nn.Module, discriminator: nn.Module, data: Tensor, z_di
 
 
 def read_scalars(logdir: str | Path) -> dict[str, list[tuple[int, float]]]:
-    """Read the scalars of TensorBoard event files without TensorBoard: ``{tag: [(step, value), ...]}``.
+    """Read the scalars of TensorBoard event files without TensorBoard: ``{tag: [(step, value), ...]}``
+    (:func:`dgflow.tensorboard_log.read_events`)."""
+    from ..tensorboard_log import read_events
 
-    An event file is a sequence of records ``[uint64 length][uint32 crc][event bytes][uint32 crc]``.
-    """
-    import struct
-
-    from tensorboardX.proto import event_pb2
-
-    out: dict[str, list[tuple[int, float]]] = {}
-    for path in sorted(Path(logdir).glob("events.out.tfevents.*")):
-        raw = path.read_bytes()
-        pos = 0
-        while pos + 12 <= len(raw):
-            (length,) = struct.unpack("<Q", raw[pos:pos + 8])
-            event = event_pb2.Event.FromString(raw[pos + 12:pos + 12 + length])
-            pos += 12 + length + 4
-            for value in event.summary.value:
-                if value.HasField("simple_value"):
-                    out.setdefault(value.tag, []).append((event.step, value.simple_value))
-    return out
+    return read_events(logdir)["scalars"]
