@@ -386,7 +386,8 @@ def make_metrics(cfg: RunConfig) -> Callable[[torch.Tensor], dict[str, float]]:
             *compute_stats(extract_features(inception, x, batch_size=cfg.batch_size)), *ref)})
     if cfg.classifier_path:
         if cfg.data_root is None:
-            raise ValueError("classifier metrics need the real data: set data_root (e.g. ../shared/data)")
+            raise ValueError("classifier metrics need the real data: set data_root (a folder holding the dataset: "
+                             "`dgflow data mnist --out DIR`)")
         classifier = ClassifierFeatures(load_model("classifier", "classifier", cfg.classifier_path, {}, "classifier",
                                                    device, trust=getattr(cfg, "trust_checkpoint", False)))
         real = load_real_images(cfg, "test")

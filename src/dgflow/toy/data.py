@@ -1,4 +1,4 @@
-"""The 2-D datasets of the DGflow paper's first table (as ``../shared/docs/methods.md`` defines them).
+"""The 2-D datasets of the DGflow paper's first table (as ``docs/methods.md`` defines them).
 
 * 25 Gaussians: means at ``(2i, 2j)`` for ``i, j in {-2..2}``, std 0.05, all divided by 2.828.
 * Swiss roll: scikit-learn's swiss roll with noise 0.25, coordinates (0, 2), divided by 7.5.
