@@ -99,6 +99,7 @@ class Resumable:
         self.optimizers: dict[str, Any] = {}
         self.rngs: dict[str, Any] = dict(rngs or {})
         self.log: list[dict[str, float]] = []
+        self.iteration = 0  # the last finished iteration
         self._saver: SaveOnSignal | None = None
 
     def start(self, models: dict[str, Any], optimizers: dict[str, Any], rngs: dict[str, Any], iterations: int,
@@ -124,6 +125,7 @@ class Resumable:
         if "torch_rng" in state:
             torch.set_rng_state(state["torch_rng"])
         start, self.log = int(state["iteration"]), list(state["log"])
+        self.iteration = start
         if progress:
             print(f"resuming {self.path} at iteration {start} of {iterations}" if start < iterations else
                   f"{self.path} is already trained for {start} iterations; pass a larger --iterations to continue",
@@ -157,6 +159,7 @@ class Resumable:
     def step(self, iteration: int, final: bool = False, scheduled: bool = False) -> None:
         """After ``iteration``: save if ``final`` or ``scheduled``, when the interval passed, or on a signal
         (then raise :class:`KeyboardInterrupt`)."""
+        self.iteration = iteration
         if self.path is None:
             return
         if final or scheduled:
