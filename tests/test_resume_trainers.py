@@ -136,3 +136,14 @@ def test_a_checkpoint_without_training_state_is_refused(tmp_path):
     with pytest.raises(ValueError, match="no training state"):
         train_diffusion(model, torch.randn(10, 2), iterations=2, batch_size=4, progress=False,
                         checkpoint=Resumable(tmp_path / "checkpoint.pt"))
+
+
+def test_another_trainers_checkpoint_is_refused_by_name(tmp_path):
+    train_diffusion_run("25gaussians", tmp_path, width=8, iterations=1, batch_size=8, progress=False)
+    disc = build_model("mlp_time_discriminator", dim=2, width=8)
+    data = torch.randn(10, 2)
+    with pytest.raises(ValueError, match="another kind of training.*discriminator"):
+        from dgflow.training.diffusion import train_time_discriminator
+
+        train_time_discriminator(disc, data, data, iterations=2, batch_size=4, progress=False,
+                                 checkpoint=Resumable(tmp_path / "checkpoint.pt"))

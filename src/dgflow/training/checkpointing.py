@@ -116,6 +116,11 @@ class Resumable:
         state = ck.get("training")
         if not isinstance(state, dict) or "iteration" not in state:
             raise ValueError(f"{self.path} holds no training state to resume from; choose another --out")
+        missing = [name for name in [*optimizers, *self.rngs, "log"] if name not in state]
+        missing += [role for role in models if role not in ck.get("models", {})]
+        if missing:
+            raise ValueError(f"{self.path} was written by another kind of training (it lacks {missing}); choose "
+                             "another --out")
         for role, model in models.items():
             load_state_strict(model, ck["models"][role]["state_dict"], f"{self.path} [{role}]")
         for name, opt in optimizers.items():
