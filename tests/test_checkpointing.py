@@ -105,3 +105,30 @@ def test_eta_line_extrapolates_the_measured_rate():
     assert "800 of 810 steps left at 2.9 s/step: about 38.7 min" in line
     bar = LogProgress(total=100, desc="x", initial=40)
     assert bar.n == 40
+
+
+def test_transient_bars_off_a_terminal_log_only_when_they_take_long(caplog, monkeypatch):
+    """refine / select / guide use ``leave=False``: quiet when short, a line with the time left every 30 s."""
+    import dgflow.progress as progress
+
+    with caplog.at_level(logging.INFO, logger="dgflow.progress"):
+        for _ in progress_bar(range(10), desc="short", leave=False):
+            pass
+        assert caplog.records == []
+        monkeypatch.setattr(progress, "LOG_EVERY_SECONDS", 0.0)  # every step "takes long"
+        with progress_bar(total=4, desc="long", leave=False) as bar:
+            for _ in range(4):
+                bar.update(1)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 4 and lines[0].startswith("long: 25% (1/4)") and "left" in lines[0]
+
+
+def test_refine_piped_to_a_file_logs_its_progress(caplog, monkeypatch):
+    import dgflow
+    import dgflow.progress as progress
+
+    monkeypatch.setattr(progress, "LOG_EVERY_SECONDS", 0.0)
+    with caplog.at_level(logging.INFO, logger="dgflow.progress"):
+        dgflow.refine(lambda z: z, lambda x: -(x**2).sum(1), n=8, latent_shape=(2,), steps=2, batch_size=4,
+                      save_interval=None)
+    assert any(r.getMessage().startswith("refine (dgflow): 100% (16/16)") for r in caplog.records)

@@ -211,3 +211,32 @@ def test_ctrl_c_of_dgflow_train_gan_saves_and_a_rerun_resumes(tmp_path):
     assert again.returncode == 0, again.stderr
     assert f"resuming {tmp_path / 'gan' / 'checkpoint.pt'} at iteration {saved} of {saved + 2}" in again.stdout
     assert f"final (iteration {saved + 2}): loss_d" in again.stdout
+
+
+def test_sigterm_of_dgflow_train_diffusion_saves_and_a_rerun_resumes(tmp_path):
+    """The other trainers too (here `train diffusion`, SIGTERM as a batch system sends it)."""
+    cmd = [sys.executable, "-m", "dgflow", "train", "diffusion", "--dataset", "25gaussians", "--out",
+           str(tmp_path / "den"), "--width", "8", "--batch-size", "16"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd + ["--iterations", "10000000"], stderr=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        seen = []
+        for line in proc.stderr:
+            seen.append(line)
+            if "steps left at" in line:
+                break
+        else:
+            pytest.fail("no ETA line: " + "".join(seen))
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "rerun the same command to resume" in err
+    saved = torch.load(tmp_path / "den" / "checkpoint.pt", weights_only=True)["training"]["iteration"]
+    assert saved >= 1
+    again = subprocess.run(cmd + ["--iterations", str(saved + 3)], capture_output=True, text=True, env=env,
+                           timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"resuming {tmp_path / 'den' / 'checkpoint.pt'} at iteration {saved} of {saved + 3}" in again.stdout
+    assert f"final (iteration {saved + 3}): loss" in again.stdout

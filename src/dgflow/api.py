@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from .progress import progress_bar as tqdm
 
 from .byo import first_device
 from .priors import Prior, make_prior

@@ -564,11 +564,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="GAN loss (default: hinge; wgan-gp for wgangp, mmd for mmd, ocf for ocf)")
     gan.add_argument("--ddls-steps", type=int, default=0, help="train on DDLS-refined fake latents (0: off)")
     gan.set_defaults(func=_cmd_train_images)
-    vae = command(train_sub, "vae", "the convolutional VAE (a generator without a discriminator)")
-    image_args(vae, 2000)
+    vae = command(train_sub, "vae", "the convolutional VAE (a generator without a discriminator); "
+                  "saves every 2 minutes and on Ctrl-C, and resumes")
+    image_args(vae, 2000, resumes=True)
     vae.set_defaults(func=_cmd_train_images)
-    flow = command(train_sub, "flow", "a RealNVP or Glow normalizing flow (maximum likelihood, bits per dimension)")
-    image_args(flow, 2000, width=32, z_dim=False)
+    flow = command(train_sub, "flow", "a RealNVP or Glow normalizing flow (maximum likelihood, bits per dimension); "
+                   "saves every 2 minutes and on Ctrl-C, and resumes")
+    image_args(flow, 2000, width=32, z_dim=False, resumes=True)
     flow.add_argument("--levels", type=int, default=2, help="scales (MNIST 28x28: at most 2)")
     flow.add_argument("--couplings", type=int, default=4, help="affine couplings (Glow: steps of flow) per scale")
     flow.add_argument("--arch", default="realnvp", choices=["realnvp", "glow"], help="flow architecture")
@@ -580,11 +582,14 @@ def build_parser() -> argparse.ArgumentParser:
     image_args(clf, None, width=32, z_dim=False, batch_size=128)
     clf.add_argument("--epochs", type=int, default=2, help="passes over the training set")
     clf.set_defaults(func=_cmd_train_images)
-    corr = command(train_sub, "corrector", "the density-ratio corrector of a GAN discriminator for another model")
+    corr = command(train_sub, "corrector", "the density-ratio corrector of a GAN discriminator for another model; "
+                   "saves every 2 minutes and on Ctrl-C, and resumes")
     corr.add_argument("--gan", required=True, help="checkpoint with the GAN's generator and discriminator")
     corr.add_argument("--target", required=True, help="checkpoint of the model to refine (role 'generator')")
-    corr.add_argument("--out", required=True, help="output folder (checkpoint.pt, corrector_log.json)")
-    corr.add_argument("--iterations", type=int, default=1000, help="training iterations")
+    corr.add_argument("--out", required=True, help="output folder (checkpoint.pt, corrector_log.json); an existing "
+                      "checkpoint there is resumed")
+    corr.add_argument("--iterations", type=int, default=1000, help="training iterations (a larger number continues "
+                      "a finished run)")
     corr.add_argument("--batch-size", type=int, default=64, help="samples of each model per batch")
     _seed(corr)
     _quiet(corr)
@@ -595,11 +600,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--dataset", required=True, choices=["25gaussians", "swissroll", "mnist", "cifar10"],
                        help="2-D dataset or image dataset")
         p.add_argument("--data", default=None, help="image data folder or file (`dgflow data`); not for 2-D")
-        p.add_argument("--out", required=True, help="output folder (checkpoint.pt)")
+        p.add_argument("--out", required=True, help="output folder (checkpoint.pt); an existing checkpoint there is "
+                       "resumed")
         p.add_argument("--width", type=int, default=None, help="network width (default: 128 for 2-D MLPs, 16 for "
                        "image nets; 32 for the classifier head)")
         p.add_argument("--conditional", action="store_true", help="class-conditional (image datasets)")
-        p.add_argument("--iterations", type=int, default=iterations, help="training iterations")
+        p.add_argument("--iterations", type=int, default=iterations, help="training iterations (a larger number "
+                       "continues a finished run)")
         p.add_argument("--batch-size", type=int, default=128, help="samples per batch")
         p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: 1e-3 denoiser, 3e-4 "
                        "discriminator, the DG authors')")
@@ -607,11 +614,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: %(default)s)")
         _quiet(p)
 
-    diff = command(train_sub, "diffusion", "an EDM denoiser (2-D MLP or small U-Net), EDM loss")
+    diff = command(train_sub, "diffusion", "an EDM denoiser (2-D MLP or small U-Net), EDM loss; saves every 2 "
+                   "minutes and on Ctrl-C, and resumes")
     diffusion_args(diff, 2000)
     diff.set_defaults(func=_cmd_train_diffusion)
     tdisc = command(train_sub, "tdisc", "the time-dependent discriminator of Discriminator Guidance: "
-                    "noised real vs noised samples of a denoiser")
+                    "noised real vs noised samples of a denoiser; saves every 2 minutes and on Ctrl-C, and resumes "
+                    "(drawing the samples again)")
     diffusion_args(tdisc, 2000)
     tdisc.add_argument("--denoiser", required=True, help="checkpoint from `dgflow train diffusion`")
     tdisc.add_argument("--arch", default="auto", choices=["auto", "mlp", "conv", "classifier"],

@@ -8,7 +8,8 @@ would print nothing; there it writes a line to the standard :mod:`logging` logge
     12:01:07 GAN (hinge): 40% (320/800) in 15.2 min, about 22.8 min left
 
 Both print one ETA line once the first steps have been timed (at least 2 s or 2% of the work).
-Inner bars (``leave=False``) are shown on a terminal only. The CLI configures logging to
+Transient bars (``leave=False``: the library's own ``refine``, ``select``, ``guide``) vanish on a
+terminal; elsewhere they log only every 30 seconds (with the time left), so short calls stay quiet. The CLI configures logging to
 print these lines; a library user sees them after ``logging.basicConfig(level=logging.INFO)``.
 """
 
@@ -60,9 +61,7 @@ def progress_bar(iterable: Iterable | None = None, desc: str = "", total: int | 
         return tqdm(iterable, desc=desc, total=total, disable=True, initial=initial, **kwargs)
     if _on_terminal():
         return _TerminalBar(iterable, desc=desc, total=total, initial=initial, leave=leave, **kwargs)
-    if not leave:
-        return tqdm(iterable, desc=desc, total=total, disable=True, initial=initial, **kwargs)
-    return LogProgress(iterable, desc=desc, total=total, initial=initial)
+    return LogProgress(iterable, desc=desc, total=total, initial=initial, transient=not leave)
 
 
 class _TerminalBar(tqdm):
@@ -88,10 +87,11 @@ class _TerminalBar(tqdm):
 
 class LogProgress:
     """The subset of tqdm dgflow uses (iteration, ``update``, ``set_postfix``, ``write``, ``close``,
-    context manager), reporting through :data:`logger` at INFO."""
+    context manager), reporting through :data:`logger` at INFO. ``transient``: log only every
+    :data:`LOG_EVERY_SECONDS` (no 10% lines, no separate ETA line)."""
 
     def __init__(self, iterable: Iterable | None = None, desc: str = "", total: int | None = None,
-                 initial: int = 0) -> None:
+                 initial: int = 0, transient: bool = False) -> None:
         if total is None and iterable is not None and hasattr(iterable, "__len__"):
             total = len(iterable) + initial  # type: ignore[arg-type]
         self.iterable, self.desc, self.total, self.n = iterable, desc or "progress", total, initial
@@ -100,6 +100,7 @@ class LogProgress:
         self._last_n = initial
         self._eta_said = False
         self._postfix = ""
+        self.transient = transient
 
     def __iter__(self) -> Iterator:
         assert self.iterable is not None, "LogProgress without an iterable: call update() instead"
@@ -132,7 +133,10 @@ class LogProgress:
         self.n += n
         now = time.perf_counter()
         elapsed = now - self._start
-        if self.total:
+        if self.transient:
+            if now - self._last_time >= LOG_EVERY_SECONDS:
+                self._log(now)
+        elif self.total:
             if not self._eta_said and (elapsed >= ETA_AFTER_SECONDS
                                        or self.n - self._initial >= ETA_AFTER_FRACTION * self.total):
                 self._eta_said = True

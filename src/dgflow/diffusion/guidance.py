@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
+from ..progress import progress_bar as tqdm
 
 from ..rng import SampleNoise
 from .denoisers import vp_time_to_sigma

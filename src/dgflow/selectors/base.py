@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import Tensor
-from tqdm.auto import tqdm
+from ..progress import progress_bar as tqdm
 
 from .. import distributed
 from ..rng import SampleNoise

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
+from ..progress import progress_bar as tqdm
 
 from ..refiners.base import check_positive
 from .base import Proposals, SelectResult, Selector

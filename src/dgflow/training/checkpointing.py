@@ -17,8 +17,11 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import Any
+
+import torch
 
 SAVE_EVERY_SECONDS = 120.0
 
@@ -67,3 +70,104 @@ class SaveOnSignal:
             self.save(iteration)
             self.saved_at = iteration
             self._last = time.monotonic()
+
+
+class Resumable:
+    """The checkpoint a training loop saves to and resumes from: ``path`` (``None``: neither), the models'
+    ``archs`` (``{role: (arch, config)}``, so that :func:`dgflow.zoo.load_checkpoint` loads the file) and
+    ``meta``. The loop registers its models, optimizers and random generators with :meth:`start`, then
+
+        start, log = ck.start(models, optimizers, rngs, iterations, progress)
+        with ck:
+            for it in range(start + 1, iterations + 1):
+                ...one iteration, appending to log...
+                ck.step(it, final=it == iterations)   # saves at the end, every few minutes and on a signal
+
+    The file holds the weights (tensors) plus ``training``: the optimizers' states, the generators' and
+    torch's global random states, the iteration and the log, so a resumed run continues the same random
+    stream as an uninterrupted one, and a larger ``iterations`` continues a finished run.
+    """
+
+    def __init__(self, path: str | Path | None, archs: dict[str, tuple[str, dict[str, Any]]] | None = None,
+                 meta: dict[str, Any] | None = None, every_seconds: float | None = SAVE_EVERY_SECONDS,
+                 rngs: dict[str, Any] | None = None) -> None:
+        self.path = None if path is None else Path(path)
+        self.archs = archs or {}
+        self.meta = meta or {}
+        self.every_seconds = every_seconds
+        self.models: dict[str, Any] = {}
+        self.optimizers: dict[str, Any] = {}
+        self.rngs: dict[str, Any] = dict(rngs or {})
+        self.log: list[dict[str, float]] = []
+        self.iteration = 0  # the last finished iteration
+        self._saver: SaveOnSignal | None = None
+
+    def start(self, models: dict[str, Any], optimizers: dict[str, Any], rngs: dict[str, Any], iterations: int,
+              progress: bool = True) -> tuple[int, list[dict[str, float]]]:
+        """Register the loop's state; load it from ``path`` if that exists. Returns ``(iteration, log)``."""
+        from .. import io
+        from ..zoo import load_state_strict
+
+        self.models, self.optimizers = models, optimizers
+        self.rngs.update(rngs)
+        if self.path is None or not self.path.exists():
+            return 0, self.log
+        ck = io.load_checkpoint_file(self.path)
+        state = ck.get("training")
+        if not isinstance(state, dict) or "iteration" not in state:
+            raise ValueError(f"{self.path} holds no training state to resume from; choose another --out")
+        missing = [name for name in [*optimizers, *self.rngs, "log"] if name not in state]
+        missing += [role for role in models if role not in ck.get("models", {})]
+        if missing:
+            raise ValueError(f"{self.path} was written by another kind of training (it lacks {missing}); choose "
+                             "another --out")
+        for role, model in models.items():
+            load_state_strict(model, ck["models"][role]["state_dict"], f"{self.path} [{role}]")
+        for name, opt in optimizers.items():
+            opt.load_state_dict(state[name])
+        for name, rng in self.rngs.items():
+            rng.set_state(state[name])
+        if "torch_rng" in state:
+            torch.set_rng_state(state["torch_rng"])
+        start, self.log = int(state["iteration"]), list(state["log"])
+        self.iteration = start
+        if progress:
+            print(f"resuming {self.path} at iteration {start} of {iterations}" if start < iterations else
+                  f"{self.path} is already trained for {start} iterations; pass a larger --iterations to continue",
+                  flush=True)
+        return start, self.log
+
+    def save(self, iteration: int) -> None:
+        """Write the models and the training state after ``iteration``."""
+        from ..zoo import save_checkpoint
+
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        archs = {role: self.archs.get(role, (type(m).__name__, {})) for role, m in self.models.items()}
+        state = {name: opt.state_dict() for name, opt in self.optimizers.items()}
+        state.update({name: rng.get_state() for name, rng in self.rngs.items()})
+        state.update(torch_rng=torch.get_rng_state(), iteration=iteration, log=self.log)
+        save_checkpoint(self.path, {role: (*archs[role], m) for role, m in self.models.items()}, self.meta,
+                        extra={"training": state})
+
+    def __enter__(self) -> Resumable:
+        if self.path is not None:
+            self._saver = SaveOnSignal(self.save, self.every_seconds).__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._saver is not None:
+            self._saver.__exit__(*exc)
+            self._saver = None
+
+    def step(self, iteration: int, final: bool = False, scheduled: bool = False) -> None:
+        """After ``iteration``: save if ``final`` or ``scheduled``, when the interval passed, or on a signal
+        (then raise :class:`KeyboardInterrupt`)."""
+        self.iteration = iteration
+        if self.path is None:
+            return
+        if final or scheduled:
+            self.save(iteration)
+        if self._saver is not None:
+            self._saver.step(iteration, saved=final or scheduled)

@@ -27,14 +27,19 @@ from torch import Tensor, nn
 from ..progress import progress_bar as tqdm
 
 from .. import io
+from .checkpointing import SAVE_EVERY_SECONDS, Resumable
 
 TOY = ("25gaussians", "swissroll")
 
 
 def train_diffusion(denoiser: nn.Module, data: Tensor, labels: Tensor | None = None, *, iterations: int = 2000,
                     batch_size: int = 128, lr: float = 1e-3, P_mean: float = -1.2, P_std: float = 1.2,
-                    seed: int = 0, progress: bool = True, log_every: int = 100) -> list[dict[str, float]]:
-    """Fit an :class:`~dgflow.diffusion.EDMPrecond` denoiser to ``data`` ``[N, *shape]``; returns the loss log."""
+                    seed: int = 0, progress: bool = True, log_every: int = 100,
+                    checkpoint: Resumable | None = None) -> list[dict[str, float]]:
+    """Fit an :class:`~dgflow.diffusion.EDMPrecond` denoiser to ``data`` ``[N, *shape]``; returns the loss log.
+
+    ``checkpoint`` (role ``"denoiser"``): saved every few minutes, on SIGINT / SIGTERM and at the end, and
+    resumed from (the loss average of the log entry an interruption falls in covers only its resumed part)."""
     if not hasattr(denoiser, "loss"):
         raise TypeError("train_diffusion trains an EDMPrecond denoiser (with a loss(x0, sigma, noise, labels) method)")
     _check_data(data, labels)
@@ -42,19 +47,24 @@ def train_diffusion(denoiser: nn.Module, data: Tensor, labels: Tensor | None = N
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(denoiser.parameters(), lr=lr)
     denoiser.train()
-    log, running = [], 0.0
-    for it in tqdm(range(1, iterations + 1), desc="diffusion", disable=None if progress else True):
-        idx = torch.randint(len(data), (batch_size,), generator=gen)
-        sigma = (torch.randn(batch_size, generator=gen) * P_std + P_mean).exp()
-        noise = torch.randn((batch_size, *data.shape[1:]), generator=gen)
-        loss = denoiser.loss(data[idx], sigma, noise, None if labels is None else labels[idx]).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        running += loss.item()
-        if it % log_every == 0 or it == iterations:
-            log.append({"iteration": it, "loss": running / (it - (log[-1]["iteration"] if log else 0))})
-            running = 0.0
+    ck = checkpoint or Resumable(None)
+    start, log = ck.start({"denoiser": denoiser}, {"opt": opt}, {"rng": gen}, iterations, progress)
+    running, since = 0.0, start
+    with ck:
+        for it in tqdm(range(start + 1, iterations + 1), initial=start, total=iterations, desc="diffusion",
+                       disable=None if progress else True):
+            idx = torch.randint(len(data), (batch_size,), generator=gen)
+            sigma = (torch.randn(batch_size, generator=gen) * P_std + P_mean).exp()
+            noise = torch.randn((batch_size, *data.shape[1:]), generator=gen)
+            loss = denoiser.loss(data[idx], sigma, noise, None if labels is None else labels[idx]).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            running += loss.item()
+            if it % log_every == 0 or it == iterations:
+                log.append({"iteration": it, "loss": running / (it - since)})
+                running, since = 0.0, it
+            ck.step(it, final=it == iterations)
     return log
 
 
@@ -62,11 +72,14 @@ def train_time_discriminator(discriminator: nn.Module, real: Tensor, fake: Tenso
                              real_labels: Tensor | None = None, fake_labels: Tensor | None = None,
                              iterations: int = 2000, batch_size: int = 128, lr: float = 3e-4,
                              sigma_lo: float = 0.002, sigma_hi: float = 80.0, seed: int = 0,
-                             progress: bool = True, log_every: int = 100) -> list[dict[str, float]]:
+                             progress: bool = True, log_every: int = 100,
+                             checkpoint: Resumable | None = None) -> list[dict[str, float]]:
     """BCE training of ``discriminator(x, sigma, labels) -> logit`` on noised real (1) vs noised model samples (0).
 
     Every batch holds ``batch_size / 2`` real and ``batch_size / 2`` generated points, each at its
     own ``sigma`` (log-uniform in ``[sigma_lo, sigma_hi]``). Returns the log (loss, accuracy).
+    ``checkpoint`` (role ``"discriminator"``): saved every few minutes, on SIGINT / SIGTERM and at the end,
+    and resumed from.
     """
     _check_data(real, real_labels)
     _check_data(fake, fake_labels)
@@ -83,27 +96,30 @@ def train_time_discriminator(discriminator: nn.Module, real: Tensor, fake: Tenso
     discriminator.train()
     half = batch_size // 2
     target = torch.cat([torch.ones(half), torch.zeros(half)])
-    log: list[dict[str, float]] = []
-    sums = {"loss": 0.0, "accuracy": 0.0}
-    for it in tqdm(range(1, iterations + 1), desc="time discriminator", disable=None if progress else True):
-        ir = torch.randint(len(real), (half,), generator=gen)
-        jf = torch.randint(len(fake), (half,), generator=gen)
-        x0 = torch.cat([real[ir], fake[jf]])
-        lab = None if real_labels is None else torch.cat([real_labels[ir], fake_labels[jf]])
-        u = torch.rand(2 * half, generator=gen)
-        sigma = (math.log(sigma_lo) + u * (math.log(sigma_hi) - math.log(sigma_lo))).exp()
-        x = x0 + sigma.reshape(-1, *([1] * (x0.ndim - 1))) * torch.randn(x0.shape, generator=gen)
-        logit = discriminator(x, sigma) if lab is None else discriminator(x, sigma, lab)
-        loss = F.binary_cross_entropy_with_logits(logit.reshape(-1), target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sums["loss"] += loss.item()
-        sums["accuracy"] += ((logit.reshape(-1) > 0).float() == target).float().mean().item()
-        if it % log_every == 0 or it == iterations:
-            count = it - (log[-1]["iteration"] if log else 0)
-            log.append({"iteration": it, **{k: v / count for k, v in sums.items()}})
-            sums = {k: 0.0 for k in sums}
+    ck = checkpoint or Resumable(None)
+    start, log = ck.start({"discriminator": discriminator}, {"opt": opt}, {"rng": gen}, iterations, progress)
+    sums, since = {"loss": 0.0, "accuracy": 0.0}, start
+    with ck:
+        for it in tqdm(range(start + 1, iterations + 1), initial=start, total=iterations, desc="time discriminator",
+                       disable=None if progress else True):
+            ir = torch.randint(len(real), (half,), generator=gen)
+            jf = torch.randint(len(fake), (half,), generator=gen)
+            x0 = torch.cat([real[ir], fake[jf]])
+            lab = None if real_labels is None else torch.cat([real_labels[ir], fake_labels[jf]])
+            u = torch.rand(2 * half, generator=gen)
+            sigma = (math.log(sigma_lo) + u * (math.log(sigma_hi) - math.log(sigma_lo))).exp()
+            x = x0 + sigma.reshape(-1, *([1] * (x0.ndim - 1))) * torch.randn(x0.shape, generator=gen)
+            logit = discriminator(x, sigma) if lab is None else discriminator(x, sigma, lab)
+            loss = F.binary_cross_entropy_with_logits(logit.reshape(-1), target)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sums["loss"] += loss.item()
+            sums["accuracy"] += ((logit.reshape(-1) > 0).float() == target).float().mean().item()
+            if it % log_every == 0 or it == iterations:
+                log.append({"iteration": it, **{k: v / (it - since) for k, v in sums.items()}})
+                sums, since = {k: 0.0 for k in sums}, it
+            ck.step(it, final=it == iterations)
     discriminator.eval()
     return log
 
@@ -136,9 +152,10 @@ def load_training_data(dataset: str, data_root: str | Path | None, n_toy: int = 
 
 def train_diffusion_run(dataset: str, out_dir: str | Path, *, data_root: str | Path | None = None, width: int | None = None,
                         conditional: bool = False, iterations: int = 2000, batch_size: int = 128, lr: float = 1e-3,
-                        seed: int = 0, progress: bool = True) -> Path:
-    """``dgflow train diffusion``: an EDM denoiser for a 2-D dataset (MLP) or images (U-Net)."""
-    from ..zoo import build_model, save_checkpoint
+                        seed: int = 0, progress: bool = True, save_every_seconds: float | None = SAVE_EVERY_SECONDS) -> Path:
+    """``dgflow train diffusion``: an EDM denoiser for a 2-D dataset (MLP) or images (U-Net). ``out_dir/checkpoint.pt``
+    is written every ``save_every_seconds``, on SIGINT / SIGTERM and at the end; an existing one is resumed."""
+    from ..zoo import build_model
 
     _check_counts(iterations=iterations, batch_size=batch_size)
     data, labels = load_training_data(dataset, data_root, seed=seed)
@@ -154,13 +171,15 @@ def train_diffusion_run(dataset: str, out_dir: str | Path, *, data_root: str | P
                                       "n_classes": n_classes}
     torch.manual_seed(seed)
     model = build_model(arch, **cfg)
+    out = Path(out_dir) / "checkpoint.pt"
+    meta = {"training": "edm", "dataset": dataset, "iterations": iterations, "batch_size": batch_size, "lr": lr}
+    ck = Resumable(out, {"denoiser": (arch, cfg)}, meta, every_seconds=save_every_seconds)
     start = time.perf_counter()
     log = train_diffusion(model, data, labels if conditional else None, iterations=iterations, batch_size=batch_size,
-                          lr=lr, seed=seed, progress=progress)
-    out = Path(out_dir) / "checkpoint.pt"
-    save_checkpoint(out, {"denoiser": (arch, cfg, model.eval())},
-                    {"training": "edm", "dataset": dataset, "iterations": iterations, "batch_size": batch_size,
-                     "lr": lr, "seconds": round(time.perf_counter() - start, 1), "log": log})
+                          lr=lr, seed=seed, progress=progress, checkpoint=ck)
+    model.eval()
+    ck.meta.update(seconds=round(time.perf_counter() - start, 1), log=log)
+    ck.save(ck.iteration)
     return out
 
 
@@ -168,13 +187,16 @@ def train_tdisc_run(denoiser_path: str | Path, dataset: str, out_dir: str | Path
                     arch: str = "auto", classifier_path: str | Path | None = None, width: int | None = None,
                     conditional: bool = False, fake_samples: int = 5000, steps: int = 18, iterations: int = 2000,
                     batch_size: int = 128, lr: float = 3e-4, seed: int = 0, progress: bool = True,
-                    sample_batch: int = 500, fourier: int = 0, fourier_scale: float = 5.0) -> Path:
+                    sample_batch: int = 500, fourier: int = 0, fourier_scale: float = 5.0,
+                    save_every_seconds: float | None = SAVE_EVERY_SECONDS) -> Path:
     """``dgflow train tdisc``: draw ``fake_samples`` from the denoiser (plain EDM sampler, seed
     ``seed + 7919`` so they differ from evaluation samples), then train the time-dependent
     discriminator on real vs generated (``arch``: ``mlp``, ``conv``, ``classifier`` or ``auto``;
-    ``fourier`` / ``fourier_scale``: the MLP's random Fourier input features)."""
+    ``fourier`` / ``fourier_scale``: the MLP's random Fourier input features). ``out_dir/checkpoint.pt`` is
+    written every ``save_every_seconds``, on SIGINT / SIGTERM and at the end; an existing one is resumed (the
+    generated samples are drawn again, with the same seed)."""
     from ..diffusion import guide
-    from ..zoo import build_model, load_checkpoint, save_checkpoint
+    from ..zoo import build_model, load_checkpoint
 
     _check_counts(iterations=iterations, batch_size=batch_size, fake_samples=fake_samples)
     models, meta = load_checkpoint(denoiser_path)
@@ -215,15 +237,15 @@ def train_tdisc_run(denoiser_path: str | Path, dataset: str, out_dir: str | Path
     disc = build_model(name, **cfg)
     if arch == "classifier":
         disc.load_classifier(clf)
+    out = Path(out_dir) / "checkpoint.pt"
+    meta = {"training": "time_discriminator", "denoiser": str(denoiser_path), "dataset": dataset, "fake_samples": n,
+            "sampler_steps": steps, "iterations": iterations, "lr": lr, "sample_seconds": round(sample_seconds, 1)}
+    ck = Resumable(out, {"discriminator": (name, cfg)}, meta, every_seconds=save_every_seconds)
     log = train_time_discriminator(disc, real, fake, real_labels=real_labels if n_cls else None,
                                    fake_labels=fake_labels if n_cls else None, iterations=iterations,
-                                   batch_size=batch_size, lr=lr, seed=seed, progress=progress)
-    out = Path(out_dir) / "checkpoint.pt"
-    save_checkpoint(out, {"discriminator": (name, cfg, disc)},
-                    {"training": "time_discriminator", "denoiser": str(denoiser_path), "dataset": dataset,
-                     "fake_samples": n, "sampler_steps": steps, "iterations": iterations, "lr": lr,
-                     "sample_seconds": round(sample_seconds, 1),
-                     "train_seconds": round(time.perf_counter() - start - sample_seconds, 1), "log": log})
+                                   batch_size=batch_size, lr=lr, seed=seed, progress=progress, checkpoint=ck)
+    ck.meta.update(train_seconds=round(time.perf_counter() - start - sample_seconds, 1), log=log)
+    ck.save(ck.iteration)
     io.write_json(Path(out_dir) / "train_log.json", log)
     return out
 

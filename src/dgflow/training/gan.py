@@ -30,7 +30,7 @@ from ..progress import progress_bar as tqdm
 
 from .. import io
 from ..zoo.mmd import mmd_loss
-from .checkpointing import SAVE_EVERY_SECONDS, SaveOnSignal
+from .checkpointing import SAVE_EVERY_SECONDS, Resumable
 from ..zoo.ocf import ocf_distance
 from .wgan_gp import gradient_penalty
 
@@ -106,7 +106,6 @@ def train_gan(generator: nn.Module, discriminator: nn.Module, data: Tensor, z_di
 
     from ..api import refine
     from ..runner import save_grid
-    from ..zoo import load_state_strict, save_checkpoint
 
     out_dir = Path(out_dir)
     device = next(generator.parameters()).device
@@ -115,20 +114,12 @@ def train_gan(generator: nn.Module, discriminator: nn.Module, data: Tensor, z_di
     opt_g = torch.optim.Adam(generator.parameters(), lr=s.lr, betas=s.betas)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=s.lr, betas=s.betas)
     rng = torch.Generator().manual_seed(s.seed)
-    start, log = 0, []
-    ckpt_path = out_dir / "checkpoint.pt"
-    if ckpt_path.exists():  # resume
-        ck = io.load_checkpoint_file(ckpt_path)
-        load_state_strict(generator, ck["models"]["generator"]["state_dict"], f"{ckpt_path} [generator]")
-        load_state_strict(discriminator, ck["models"]["discriminator"]["state_dict"], f"{ckpt_path} [discriminator]")
-        opt_g.load_state_dict(ck["training"]["opt_g"])
-        opt_d.load_state_dict(ck["training"]["opt_d"])
-        rng.set_state(ck["training"]["rng"])
-        start, log = ck["training"]["iteration"], ck["training"]["log"]
-        if progress:
-            print(f"resuming {ckpt_path} at iteration {start} of {s.iterations}" if start < s.iterations else
-                  f"{ckpt_path} is already trained for {start} iterations; pass a larger --iterations to continue",
-                  flush=True)
+    meta = models_meta or {"generator": (type(generator).__name__, {}),
+                           "discriminator": (type(discriminator).__name__, {})}
+    ck = Resumable(out_dir / "checkpoint.pt", meta, {"training": asdict(s), "z_dim": z_dim, "conditional": conditional},
+                   every_seconds=save_every_seconds)
+    start, log = ck.start({"generator": generator, "discriminator": discriminator}, {"opt_g": opt_g, "opt_d": opt_d},
+                          {"rng": rng}, s.iterations, progress)
     writer = SummaryWriter(str(out_dir / "tensorboard"))
     fixed_z = torch.randn(64, z_dim, generator=torch.Generator().manual_seed(s.seed + 1)).to(device)
     fixed_y = (torch.arange(64) % int(labels.max() + 1)).to(device) if conditional else None
@@ -149,17 +140,8 @@ def train_gan(generator: nn.Module, discriminator: nn.Module, data: Tensor, z_di
     def call(model: nn.Module, inp: Tensor, y: Tensor | None) -> Tensor:
         return model(inp) if y is None else model(inp, y)
 
-    def save(it: int) -> None:
-        meta = models_meta or {"generator": (type(generator).__name__, {}),
-                               "discriminator": (type(discriminator).__name__, {})}
-        save_checkpoint(ckpt_path, {"generator": (*meta["generator"], generator),
-                                    "discriminator": (*meta["discriminator"], discriminator)},
-                        {"training": asdict(s), "z_dim": z_dim, "conditional": conditional},
-                        extra={"training": {"opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-                                            "rng": rng.get_state(), "iteration": it, "log": log}})
-
     begin = time.perf_counter()
-    with SaveOnSignal(save, save_every_seconds) as saver:
+    with ck:
         bar = tqdm(range(start + 1, s.iterations + 1), initial=start, total=s.iterations, desc=f"GAN ({s.loss})",
                    disable=None if progress else True)
         for it in bar:
@@ -213,10 +195,7 @@ def train_gan(generator: nn.Module, discriminator: nn.Module, data: Tensor, z_di
                     grid = call(generator, fixed_z, fixed_y).cpu()
                 save_grid(grid, out_dir / "samples" / f"iter_{it:07d}.png", title=f"iteration {it}")
                 writer.add_images("samples", ((grid.clamp(-1, 1) + 1) / 2).numpy(), it)
-            scheduled = it % s.checkpoint_every == 0 or it == s.iterations
-            if scheduled:
-                save(it)
-            saver.step(it, saved=scheduled)
+            ck.step(it, final=it == s.iterations, scheduled=it % s.checkpoint_every == 0)
     writer.close()
     generator.eval()
     discriminator.eval()

@@ -20,6 +20,7 @@ from ..progress import progress_bar as tqdm
 from .. import io
 from ..distributed import rank_device
 from ..zoo import build_model, latent_shape, load_checkpoint, save_checkpoint
+from .checkpointing import SAVE_EVERY_SECONDS, Resumable
 from .corrector import train_corrector
 from .gan import GANTraining, train_gan
 
@@ -72,8 +73,12 @@ def train_image_gan(dataset: str, data_root: str | Path, out_dir: str | Path, pa
 
 def train_vae(dataset: str, data_root: str | Path, out_dir: str | Path, z_dim: int = 32, width: int = 16,
               iterations: int = 2000, batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
-              progress: bool = True, device: str | None = None) -> Path:
-    """Train the conv VAE on the negative ELBO; its decoder is the generator ``g(z)``, ``z ~ N(0, I)``."""
+              progress: bool = True, device: str | None = None,
+              save_every_seconds: float | None = SAVE_EVERY_SECONDS) -> Path:
+    """Train the conv VAE on the negative ELBO; its decoder is the generator ``g(z)``, ``z ~ N(0, I)``.
+
+    ``out_dir/checkpoint.pt`` is written every ``save_every_seconds``, on SIGINT / SIGTERM and at the end;
+    an existing one is resumed (a larger ``iterations`` continues a finished run)."""
     images, _ = load_images(dataset, data_root)
     cfg = {**_shape(dataset), "z_dim": z_dim, "width": width}
     torch.manual_seed(seed)
@@ -81,29 +86,37 @@ def train_vae(dataset: str, data_root: str | Path, out_dir: str | Path, z_dim: i
     vae = build_model("conv_vae", **cfg).to(dev).train()
     opt = torch.optim.Adam(vae.parameters(), lr=lr)
     rng = torch.Generator().manual_seed(seed)
-    log = []
-    for it in tqdm(range(1, iterations + 1), desc="VAE", disable=None if progress else True):
-        loss = vae.loss(images[torch.randint(len(images), (batch_size,), generator=rng)].to(dev))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if it % 100 == 0 or it == iterations:
-            log.append({"iteration": it, "neg_elbo": loss.item()})
     out = Path(out_dir) / "checkpoint.pt"
-    save_checkpoint(out, {"generator": ("conv_vae", cfg, vae.eval().cpu())}, {"training": "vae", "z_dim": z_dim, "log": log})
+    ck = Resumable(out, {"generator": ("conv_vae", cfg)}, {"training": "vae", "z_dim": z_dim},
+                   every_seconds=save_every_seconds)
+    start, log = ck.start({"generator": vae}, {"opt": opt}, {"rng": rng}, iterations, progress)
+    with ck:
+        for it in tqdm(range(start + 1, iterations + 1), initial=start, total=iterations, desc="VAE",
+                       disable=None if progress else True):
+            loss = vae.loss(images[torch.randint(len(images), (batch_size,), generator=rng)].to(dev))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if it % 100 == 0 or it == iterations:
+                log.append({"iteration": it, "neg_elbo": loss.item()})
+            ck.step(it, final=it == iterations)
+    vae.eval()
+    ck.meta["log"] = log
+    ck.save(ck.iteration)
     return out
 
 
 def train_flow(dataset: str, data_root: str | Path, out_dir: str | Path, width: int = 32, levels: int = 2,
                couplings: int = 4, iterations: int = 2000, batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
                progress: bool = True, device: str | None = None, arch: str = "realnvp",
-               temperature: float | None = None) -> Path:
+               temperature: float | None = None, save_every_seconds: float | None = SAVE_EVERY_SECONDS) -> Path:
     """Train a flow (``arch``: RealNVP, or Glow with ``couplings`` steps of flow per scale) by maximum
     likelihood on dequantised images (loss: bits per dimension). ``temperature`` (Glow only) is recorded for
     sampling: the generator direction becomes ``flow(T z)``; training does not depend on it.
 
     Its generator direction ``x = flow(z)``, ``z ~ N(0, I)`` of the image's shape, is the model to refine
-    (through a corrector: a flow has no discriminator).
+    (through a corrector: a flow has no discriminator). ``out_dir/checkpoint.pt`` is written every
+    ``save_every_seconds``, on SIGINT / SIGTERM and at the end; an existing one is resumed.
     """
     from ..zoo.flow import bits_per_dim, dequantize
 
@@ -122,29 +135,32 @@ def train_flow(dataset: str, data_root: str | Path, out_dir: str | Path, width: 
     opt = torch.optim.Adam(flow.parameters(), lr=lr)
     rng = torch.Generator().manual_seed(seed)
     dims = images[0].numel()
-    log = []
-    start = time.perf_counter()
-    bar = tqdm(range(1, iterations + 1), desc="flow", disable=None if progress else True)
-    for it in bar:
-        x = dequantize(images[torch.randint(len(images), (batch_size,), generator=rng)], rng).to(dev)
-        loss = bits_per_dim(flow.log_prob(x), dims).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(flow.parameters(), 100.0)
-        opt.step()
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"flow training diverged at iteration {it}; lower lr (now {lr})")
-        if it % 100 == 0 or it == iterations:
-            log.append({"iteration": it, "bits_per_dim": loss.item()})
-            bar.set_postfix(bpd=f"{loss.item():.3f}")
+    out = Path(out_dir) / "checkpoint.pt"
+    ck = Resumable(out, {"generator": (arch, cfg)}, {"training": "flow"}, every_seconds=save_every_seconds)
+    start, log = ck.start({"generator": flow}, {"opt": opt}, {"rng": rng}, iterations, progress)
+    begin = time.perf_counter()
+    with ck:
+        bar = tqdm(range(start + 1, iterations + 1), initial=start, total=iterations, desc="flow",
+                   disable=None if progress else True)
+        for it in bar:
+            x = dequantize(images[torch.randint(len(images), (batch_size,), generator=rng)], rng).to(dev)
+            loss = bits_per_dim(flow.log_prob(x), dims).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(flow.parameters(), 100.0)
+            opt.step()
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"flow training diverged at iteration {it}; lower lr (now {lr})")
+            if it % 100 == 0 or it == iterations:
+                log.append({"iteration": it, "bits_per_dim": loss.item()})
+                bar.set_postfix(bpd=f"{loss.item():.3f}")
+            ck.step(it, final=it == iterations)
     flow.eval()
     with torch.no_grad():
         held = dequantize(test[:1000], torch.Generator().manual_seed(seed + 1)).to(dev)
         test_bpd = float(bits_per_dim(flow.log_prob(held), dims).mean())
-    out = Path(out_dir) / "checkpoint.pt"
-    save_checkpoint(out, {"generator": (arch, cfg, flow.cpu())},
-                    {"training": "flow", "test_bits_per_dim": test_bpd, "log": log,
-                     "seconds": round(time.perf_counter() - start, 1)})
+    ck.meta.update(test_bits_per_dim=test_bpd, log=log, seconds=round(time.perf_counter() - begin, 1))
+    ck.save(ck.iteration)
     return out
 
 
@@ -181,8 +197,11 @@ def train_classifier(dataset: str, data_root: str | Path, out_dir: str | Path, w
 
 def train_image_corrector(gan_path: str | Path, target_path: str | Path, out_dir: str | Path,
                           iterations: int = 1000, batch_size: int = 64, lr: float = 1e-4, seed: int = 0,
-                          progress: bool = True, device: str | None = None) -> Path:
+                          progress: bool = True, device: str | None = None,
+                          save_every_seconds: float | None = SAVE_EVERY_SECONDS) -> Path:
     """Fine-tune a copy of the GAN's discriminator to tell the GAN's samples (1) from the target's (0).
+    ``out_dir/checkpoint.pt`` is written every ``save_every_seconds``, on SIGINT / SIGTERM and at the end;
+    an existing one is resumed.
 
     Refine the target with ``disc_path: <gan>`` and ``corr_path: <this checkpoint>``.
     """
@@ -197,11 +216,13 @@ def train_image_corrector(gan_path: str | Path, target_path: str | Path, out_dir
         shape = latent_shape(g)
         return lambda n: g(torch.randn(n, *shape, generator=rng).to(dev))
 
-    corrector, log = train_corrector(d_phi, sampler(g_phi), sampler(g_theta), iterations=iterations,
-                                     batch_size=batch_size, lr=lr, progress=progress)
-    ck = io.load_checkpoint_file(gan_path)["models"]["discriminator"]
+    ck_d = io.load_checkpoint_file(gan_path)["models"]["discriminator"]
     out = Path(out_dir) / "checkpoint.pt"
-    save_checkpoint(out, {"corrector": (ck["arch"], ck["config"], corrector.cpu())},
-                    {"gan": str(gan_path), "target": str(target_path), "log": log})
+    ck = Resumable(out, {"corrector": (ck_d["arch"], ck_d["config"])}, {"gan": str(gan_path), "target": str(target_path)},
+                   every_seconds=save_every_seconds, rngs={"rng": rng})
+    corrector, log = train_corrector(d_phi, sampler(g_phi), sampler(g_theta), iterations=iterations,
+                                     batch_size=batch_size, lr=lr, progress=progress, checkpoint=ck)
+    ck.meta["log"] = log
+    ck.save(ck.iteration)
     io.write_json(Path(out_dir) / "corrector_log.json", log)
     return out
