@@ -374,6 +374,17 @@ def test_cli_interrupt_is_one_line_and_exit_130(tmp_path, capsys, monkeypatch):
     assert code == 130 and err.strip() == "dgflow: interrupted; rerun the same command to resume"
 
 
+def test_cli_interrupt_of_a_command_that_does_not_resume_says_so(tmp_path, capsys, monkeypatch):
+    import dgflow.toy.models
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dgflow.toy.models, "train_toy", interrupted)
+    code, err = _cli(capsys, "train", "toy", "--dataset", "25gaussians", "--out", str(tmp_path / "toy.pt"))
+    assert code == 130 and err.strip() == "dgflow: interrupted; rerun to start again"
+
+
 # ------------------------------------------------------------------ 14. every config key checked
 
 

@@ -563,11 +563,11 @@ def build_parser() -> argparse.ArgumentParser:
     gan.add_argument("--loss", default=None, choices=["hinge", "ns", "wgan-gp", "mmd", "ocf"],
                      help="GAN loss (default: hinge; wgan-gp for wgangp, mmd for mmd, ocf for ocf)")
     gan.add_argument("--ddls-steps", type=int, default=0, help="train on DDLS-refined fake latents (0: off)")
-    gan.set_defaults(func=_cmd_train_images)
+    gan.set_defaults(func=_cmd_train_images, resumes=True)
     vae = command(train_sub, "vae", "the convolutional VAE (a generator without a discriminator); "
                   "saves every 2 minutes and on Ctrl-C, and resumes")
     image_args(vae, 2000, resumes=True)
-    vae.set_defaults(func=_cmd_train_images)
+    vae.set_defaults(func=_cmd_train_images, resumes=True)
     flow = command(train_sub, "flow", "a RealNVP or Glow normalizing flow (maximum likelihood, bits per dimension); "
                    "saves every 2 minutes and on Ctrl-C, and resumes")
     image_args(flow, 2000, width=32, z_dim=False, resumes=True)
@@ -577,7 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
     flow.add_argument("--temperature", type=float, default=None, help="Glow: sample x = flow(T z) (the paper: 0.7; "
                       "default: 1)")
     flow.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    flow.set_defaults(func=_cmd_train_images)
+    flow.set_defaults(func=_cmd_train_images, resumes=True)
     clf = command(train_sub, "classifier", "the classifier behind classifier FID / IS (prints its test accuracy)")
     image_args(clf, None, width=32, z_dim=False, batch_size=128)
     clf.add_argument("--epochs", type=int, default=2, help="passes over the training set")
@@ -594,7 +594,7 @@ def build_parser() -> argparse.ArgumentParser:
     _seed(corr)
     _quiet(corr)
     corr.add_argument("--device", default=None, help="e.g. cuda, cpu (default: cuda when available)")
-    corr.set_defaults(func=_cmd_train_images)
+    corr.set_defaults(func=_cmd_train_images, resumes=True)
 
     def diffusion_args(p: argparse.ArgumentParser, iterations: int) -> None:
         p.add_argument("--dataset", required=True, choices=["25gaussians", "swissroll", "mnist", "cifar10"],
@@ -617,7 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
     diff = command(train_sub, "diffusion", "an EDM denoiser (2-D MLP or small U-Net), EDM loss; saves every 2 "
                    "minutes and on Ctrl-C, and resumes")
     diffusion_args(diff, 2000)
-    diff.set_defaults(func=_cmd_train_diffusion)
+    diff.set_defaults(func=_cmd_train_diffusion, resumes=True)
     tdisc = command(train_sub, "tdisc", "the time-dependent discriminator of Discriminator Guidance: "
                     "noised real vs noised samples of a denoiser; saves every 2 minutes and on Ctrl-C, and resumes "
                     "(drawing the samples again)")
@@ -632,7 +632,7 @@ def build_parser() -> argparse.ArgumentParser:
     tdisc.add_argument("--fourier", type=int, default=0, help="2-D MLP: random Fourier input features, e.g. 64 "
                        "for 25 Gaussians (0: none)")
     tdisc.add_argument("--fourier-scale", type=float, default=5.0, help="their frequency scale")
-    tdisc.set_defaults(func=_cmd_train_diffusion)
+    tdisc.set_defaults(func=_cmd_train_diffusion, resumes=True)
 
     config_help = ("YAML file, or pkg:configs/NAME.yml for a config shipped with dgflow "
                    "(e.g. pkg:configs/toy-25gaussians.yml)")
@@ -643,7 +643,7 @@ def build_parser() -> argparse.ArgumentParser:
     smp.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="override config keys, e.g. --set boosting=true")
     _run_flags(smp)
     _quiet(smp)
-    smp.set_defaults(func=_cmd_sample)
+    smp.set_defaults(func=_cmd_sample, resumes=True)
 
     ref = command(sub, "refine", "refine (or select) samples as a YAML config describes; resumable; ends with "
                   "the metrics table")
@@ -652,7 +652,7 @@ def build_parser() -> argparse.ArgumentParser:
     ref.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="override config keys, e.g. --set eta=0.05 steps=10")
     _run_flags(ref)
     _quiet(ref)
-    ref.set_defaults(func=_cmd_refine)
+    ref.set_defaults(func=_cmd_refine, resumes=True)
 
     data = command(sub, "data", "download MNIST or CIFAR-10 from the standard source into a folder (offline: "
                    "says which file to place where)")
@@ -720,7 +720,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         if show_trace:
             raise
-        print("dgflow: interrupted; rerun the same command to resume", file=sys.stderr)
+        # only commands that save their work as they go can be resumed; the others start over
+        again = "rerun the same command to resume" if getattr(args, "resumes", False) else "rerun to start again"
+        print(f"dgflow: interrupted; {again}", file=sys.stderr)
         return 130
     except ANTICIPATED as exc:
         if show_trace:
