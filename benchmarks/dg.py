@@ -116,7 +116,7 @@ def mnist(args: argparse.Namespace) -> list[dict]:
 
             import numpy as np
 
-            from dgflow.runner import save_grid, to_uint8
+            from dgflow.plots import save_grid, to_uint8
 
             stem = f"{label.split()[0].lower()}-{label.split()[1] if opts else 'base'}"
             save_grid(x[:64], Path(args.grids) / f"{stem}.png")

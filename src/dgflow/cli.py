@@ -78,7 +78,7 @@ _METRIC_LABELS = {  # metrics.json key -> column label
 
 def metrics_table(rows: dict[str, dict[str, float]], first: str) -> str:
     """An aligned text table: one row per key of ``rows`` (steps or variants), a column per metric."""
-    from .runner import BETTER
+    from .plots import BETTER
 
     keys = list(dict.fromkeys(k for row in rows.values() for k in row))
     heads = [first] + [_METRIC_LABELS.get(k, k) for k in keys]

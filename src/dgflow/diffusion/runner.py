@@ -33,8 +33,8 @@ from ..progress import progress_bar as tqdm
 
 from .. import distributed, io
 from ..config import check_common_keys, check_device, load_model, read_yaml
-from ..runner import (BETTER, _claim, _pending, _plot_real, checkpoint_hashes, load_batch, make_metrics, metric_note,
-                      run_folder, save_batch, save_grid, to_uint8)
+from ..plots import BETTER, metric_note, save_grid, to_uint8
+from ..runner import _claim, _pending, _plot_real, checkpoint_hashes, load_batch, make_metrics, run_folder, save_batch
 from ..tensorboard_log import write_run_events
 from .denoisers import from_epsilon_vp, vp_time_to_sigma
 from .guidance import guide

@@ -179,7 +179,7 @@ def plot_panels(dataset: str, real: torch.Tensor, samples: dict[str, torch.Tenso
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..runner import metric_note
+    from ..plots import metric_note
 
     panels = [("real", real)] + list(samples.items())
     cols = int(math.ceil(math.sqrt(len(panels))))

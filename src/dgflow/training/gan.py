@@ -105,7 +105,7 @@ def train_gan(generator: nn.Module, discriminator: nn.Module, data: Tensor, z_di
     from tensorboardX import SummaryWriter
 
     from ..api import refine
-    from ..runner import save_grid
+    from ..plots import save_grid
 
     out_dir = Path(out_dir)
     device = next(generator.parameters()).device
