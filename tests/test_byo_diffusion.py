@@ -24,30 +24,10 @@ from torch import nn
 import dgflow
 from dgflow.diffusion import edm_sigmas, from_diffusers, from_k_diffusion, guide, guided_denoiser, to_diffusers
 
+
+from gaussian_diffusion import FULL, M, M_WRONG, S, S_WRONG, TARGET, WRONG, Gaussian, exact_log_ratio  # noqa: F401
+
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-M, S = [1.0, -0.5], 0.5
-M_WRONG, S_WRONG = [0.0, 0.0], 1.0
-FULL = (0.0, math.inf)
-
-
-class Gaussian:
-    def __init__(self, m, s):
-        self.m, self.s = torch.as_tensor(m, dtype=torch.float64), float(s)
-
-    def __call__(self, x, sigma, labels=None):
-        return self.m + (self.s**2 / (self.s**2 + sigma**2))[:, None] * (x - self.m)
-
-    def log_p(self, x, sigma):
-        var = (self.s**2 + sigma**2)[:, None]
-        return (-0.5 * (x - self.m) ** 2 / var - 0.5 * torch.log(2 * math.pi * var)).sum(-1)
-
-
-TARGET, WRONG = Gaussian(M, S), Gaussian(M_WRONG, S_WRONG)
-
-
-def exact_log_ratio(x, sigma, labels=None):
-    return TARGET.log_p(x, sigma) - WRONG.log_p(x, sigma)
 
 
 def latents(n=256, seed=0):
