@@ -7,18 +7,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from .progress import progress_bar as tqdm
 
-from .byo import first_device
+from .checks import check_int, check_labels, check_sample_ids, param_dtype, resolve_device
 from .priors import Prior, make_prior
 from .ratio import DensityRatio, self_normalized
 from .refiners import REFINERS
 from .refiners.base import build
 from .rng import SampleNoise
 from .selectors import SELECTORS, Proposals, SelectResult
-from .speed import SpeedOptions, accelerate, speed_options
-from .target import FiniteGuard, Target, check_gradient_flows, eval_mode
+from .speed import SpeedOptions, speed_options
+from .target import FiniteGuard, Target, accelerate, check_gradient_flows, eval_mode
 
 
 @dataclass
@@ -86,14 +86,14 @@ def refine(
     refiner = build(REFINERS, "refinement", method, options)
     if space not in ("latent", "data"):
         raise ValueError(f"space must be 'latent' or 'data', got {space!r}")
-    _check_int("batch_size", batch_size, 1)
+    check_int("batch_size", batch_size, 1)
     speed = speed_options(speed)
     if save_interval is not None:
-        _check_int("save_interval", save_interval, 1)
+        check_int("save_interval", save_interval, 1)
     ratio = DensityRatio(discriminator, corrector)
-    device = _resolve_device(device, generator, ratio)
-    z, prior_obj, ids = _latents(z, n, latent_shape, prior, seed, sample_ids, _param_dtype(generator))
-    labels = _check_labels(labels, len(z))
+    device = resolve_device(device, generator, ratio)
+    z, prior_obj, ids = _latents(z, n, latent_shape, prior, seed, sample_ids, param_dtype(generator))
+    labels = check_labels(labels, len(z))
     latent_target = Target(generator, ratio, prior_obj)
     target = latent_target if space == "latent" else Target(None, ratio, None)
 
@@ -168,10 +168,10 @@ def generate(
     sample_ids: Tensor | Sequence[int] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Base samples ``(z, x = g(z))`` with the same seeded latents :func:`refine` starts from."""
-    _check_int("batch_size", batch_size, 1)
-    device = _resolve_device(device, generator)
-    z, prior_obj, _ = _latents(None, n, latent_shape, prior, seed, sample_ids, _param_dtype(generator))
-    labels = _check_labels(labels, n)
+    check_int("batch_size", batch_size, 1)
+    device = resolve_device(device, generator)
+    z, prior_obj, _ = _latents(None, n, latent_shape, prior, seed, sample_ids, param_dtype(generator))
+    labels = check_labels(labels, n)
     target = Target(generator, None, prior_obj)  # type: ignore[arg-type]
     xs = []
     with eval_mode(generator), torch.no_grad():
@@ -197,7 +197,7 @@ def normalize(
     """The density ratio shifted so that ``E_pg[exp d] = 1`` on ``n`` generated samples
     (:func:`dgflow.self_normalized`); for critics defined up to a constant, before JS or logD."""
     ratio = DensityRatio(discriminator, corrector)
-    device = _resolve_device(device, generator, ratio)
+    device = resolve_device(device, generator, ratio)
     _, x = generate(generator, n, latent_shape=latent_shape, prior=prior, labels=labels, batch_size=batch_size,
                     device=device, seed=seed)
     logits = []
@@ -238,18 +238,18 @@ def select(
     if isinstance(method, str) and method.lower() in REFINERS:
         raise ValueError(f"{method!r} moves samples rather than selecting them: call dgflow.refine(..., method={method!r})")
     selector = build(SELECTORS, "selection", method, options)
-    _check_int("n", n, 1)
-    _check_int("batch_size", batch_size, 1)
+    check_int("n", n, 1)
+    check_int("batch_size", batch_size, 1)
     ratio = DensityRatio(discriminator, corrector)
-    device = _resolve_device(device, generator, ratio)
+    device = resolve_device(device, generator, ratio)
     prior_obj = make_prior(prior, latent_shape)
-    labels = _check_labels(labels, n)
+    labels = check_labels(labels, n)
     if real is not None:
         if not isinstance(real, Tensor):
             raise TypeError(f"real must be a tensor of real samples, got {type(real).__name__}")
         if labels is not None and real_labels is None:
             raise ValueError("conditional selection with real samples needs real_labels (the class of each real sample)")
-        real_labels = _check_labels(real_labels, len(real), name="real_labels")
+        real_labels = check_labels(real_labels, len(real), name="real_labels")
     target = Target(generator, ratio, prior_obj)
     with eval_mode(generator, ratio):
         if labels is None:
@@ -267,47 +267,13 @@ def select(
 # ----------------------------------------------------------------------------------------- helpers
 
 
-def _check_int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
-
-
-def _resolve_device(device: torch.device | str | None, *models: Any) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    return first_device(*models) or torch.device("cpu")  # also modules inside a lambda or dgflow.wrap
-
-
-def _param_dtype(model: Any) -> torch.dtype:
-    """The floating dtype of a module's first floating parameter (float32 for a plain function)."""
-    if isinstance(model, nn.Module):
-        for p in model.parameters():
-            if p.is_floating_point():
-                return p.dtype
-    return torch.float32
-
-
-def check_sample_ids(sample_ids: Tensor | Sequence[int], n: int, per: str = "latent") -> Tensor:
-    """``n`` distinct whole-number sample ids (each names one sample's random stream) as int64."""
-    ids = torch.as_tensor(sample_ids)
-    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
-        raise TypeError(f"sample_ids must be whole numbers (an integer tensor or list), got dtype {ids.dtype}")
-    ids = ids.to(torch.int64)
-    if ids.shape != (n,):
-        raise ValueError(f"sample_ids must hold one id per {per} ({n}), got shape {tuple(ids.shape)}")
-    if len(torch.unique(ids)) != n:
-        raise ValueError("sample_ids holds repeated ids; each sample needs its own id (its own random stream), "
-                         "otherwise the repeats are copies of one sample")
-    return ids
-
-
 def _latents(z: Tensor | None, n: int | None, latent_shape: Sequence[int] | None, prior: Any, seed: int,
              sample_ids: Tensor | Sequence[int] | None,
              dtype: torch.dtype = torch.float32) -> tuple[Tensor, Prior, Tensor]:
     if z is None:
         if n is None:
             raise ValueError("pass the starting latents z, or n (how many to draw) with latent_shape or a prior object")
-        _check_int("n", n, 1)
+        check_int("n", n, 1)
         prior_obj = make_prior(prior, latent_shape)
     else:
         if not isinstance(z, Tensor):
@@ -327,15 +293,6 @@ def _latents(z: Tensor | None, n: int | None, latent_shape: Sequence[int] | None
     if z is None:  # in the generator's precision (float32 for float32 models: the same draws as before)
         z = prior_obj.draw(SampleNoise(seed, ids), dtype=dtype)
     return z.detach(), prior_obj, ids
-
-
-def _check_labels(labels: Tensor | None, n: int, name: str = "labels") -> Tensor | None:
-    if labels is None:
-        return None
-    labels = torch.as_tensor(labels)
-    if labels.shape[:1] != (n,):
-        raise ValueError(f"{name} must hold one label per sample ({n}), got shape {tuple(labels.shape)}")
-    return labels
 
 
 def _kept_steps(steps: int, save_interval: int | None) -> set[int]:

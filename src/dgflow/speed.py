@@ -166,33 +166,3 @@ def batch_for_budget(evaluate: Any, z: Tensor, budget_gib: float) -> int:
     """The largest micro-batch whose forward + backward should fit in ``budget_gib`` GiB."""
     per_sample = PROBE_SAFETY * saved_bytes_per_sample(evaluate, z)
     return max(1, int(budget_gib * 2**30 // per_sample))
-
-
-def accelerate(latent: Any, target: Any, opts: SpeedOptions, z_probe: Tensor,
-               labels_probe: Tensor | None = None) -> tuple[Any, Any]:
-    """``(latent_target, target)`` of :func:`dgflow.refine` with the speed options applied: prepared
-    networks, autocast, and the micro-batch size (from ``memory_budget_gib``, probed on ``z_probe``)."""
-    from dataclasses import replace
-
-    from .ratio import DensityRatio
-    from .target import Target
-
-    if not opts.any:
-        return latent, target
-    if opts.memory_budget_gib is not None:
-        rows = torch.arange(2) % len(z_probe)  # two probe rows (a repeated one is fine)
-        z_probe = z_probe[rows]
-        labels_probe = None if labels_probe is None else labels_probe[rows]
-        plain = replace(opts, compile=False, max_batch_size=None, memory_budget_gib=None)
-        probe = Target(prepare_model(latent.transform, plain), latent.ratio, latent.prior, labels_probe, plain)
-        if target is not latent:  # data space: probe on samples
-            with torch.no_grad():
-                z_probe = probe.sample(z_probe)
-            probe = Target(None, latent.ratio, None, labels_probe, plain)
-        size = batch_for_budget(lambda z: probe.bind(None if labels_probe is None else labels_probe[:len(z)])
-                                .evaluate(z, grad=True), z_probe, opts.memory_budget_gib)
-        opts = replace(opts, max_batch_size=min(size, opts.max_batch_size or size))
-    ratio = DensityRatio(*[prepare_model(t, opts) for t in latent.ratio.terms], offset=latent.ratio.offset)
-    fast_latent = Target(prepare_model(latent.transform, opts), ratio, latent.prior, latent.labels, opts)
-    fast = fast_latent if target is latent else Target(None, ratio, None, target.labels, opts)
-    return fast_latent, fast

@@ -8,8 +8,9 @@ identity and the position is the sample itself. Refiners only call
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from collections.abc import Callable, Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -17,7 +18,7 @@ from torch import Tensor, nn
 from .byo import modules_of
 from .priors import Prior
 from .ratio import DensityRatio, check_samples, nonfinite_logits_error, nonfinite_samples_error
-from .speed import SpeedOptions, to_layout
+from .speed import SpeedOptions, batch_for_budget, prepare_model, to_layout
 
 
 class Evaluation(NamedTuple):
@@ -248,3 +249,28 @@ def eval_mode(*models: object) -> Iterator[None]:
             sub.training = flag
         for p, flag in params.values():
             p.requires_grad_(flag)
+
+
+def accelerate(latent: Target, target: Target, opts: SpeedOptions, z_probe: Tensor,
+               labels_probe: Tensor | None = None) -> tuple[Target, Target]:
+    """``(latent_target, target)`` of :func:`dgflow.refine` with the speed options applied: prepared
+    networks, autocast, and the micro-batch size (from ``memory_budget_gib``, probed on ``z_probe``)."""
+    if not opts.any:
+        return latent, target
+    if opts.memory_budget_gib is not None:
+        rows = torch.arange(2) % len(z_probe)  # two probe rows (a repeated one is fine)
+        z_probe = z_probe[rows]
+        labels_probe = None if labels_probe is None else labels_probe[rows]
+        plain = replace(opts, compile=False, max_batch_size=None, memory_budget_gib=None)
+        probe = Target(prepare_model(latent.transform, plain), latent.ratio, latent.prior, labels_probe, plain)
+        if target is not latent:  # data space: probe on samples
+            with torch.no_grad():
+                z_probe = probe.sample(z_probe)
+            probe = Target(None, latent.ratio, None, labels_probe, plain)
+        size = batch_for_budget(lambda z: probe.bind(None if labels_probe is None else labels_probe[:len(z)])
+                                .evaluate(z, grad=True), z_probe, opts.memory_budget_gib)
+        opts = replace(opts, max_batch_size=min(size, opts.max_batch_size or size))
+    ratio = DensityRatio(*[prepare_model(t, opts) for t in latent.ratio.terms], offset=latent.ratio.offset)
+    fast_latent = Target(prepare_model(latent.transform, opts), ratio, latent.prior, latent.labels, opts)
+    fast = fast_latent if target is latent else Target(None, ratio, None, target.labels, opts)
+    return fast_latent, fast

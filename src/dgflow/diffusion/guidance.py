@@ -188,14 +188,14 @@ def guide(
     ``dtype=torch.float64`` (EDM's choice; the networks run in the latents' dtype, float32 for
     drawn latents; ``None``: the latents' dtype throughout). See :class:`DiscriminatorGuidance`.
     """
-    from ..api import _check_int, _check_labels, _resolve_device, check_sample_ids
+    from ..checks import check_int, check_labels, check_sample_ids, resolve_device
     from ..target import eval_mode
 
-    _check_int("batch_size", batch_size, 1)
+    check_int("batch_size", batch_size, 1)
     if latents is None:
         if n is None or shape is None:
             raise ValueError("pass latents [N, *shape], or n (how many samples) and shape (one sample's shape)")
-        _check_int("n", n, 1)
+        check_int("n", n, 1)
     else:
         if not isinstance(latents, Tensor) or latents.ndim < 2:
             raise ValueError("latents must be a tensor shaped [N, *shape] of standard-normal draws")
@@ -205,14 +205,14 @@ def guide(
             raise ValueError(f"shape {tuple(shape)} disagrees with latents of shape {tuple(latents.shape)}")
         n, shape = len(latents), tuple(latents.shape[1:])
     ids = torch.arange(n) if sample_ids is None else check_sample_ids(sample_ids, n, per="sample")
-    labels = _check_labels(labels, n)
+    labels = check_labels(labels, n)
     guidance = None
     if discriminator is not None and (w_euler != 0 or w_heun != 0):
         guidance = DiscriminatorGuidance(discriminator, w_euler, w_heun, tuple(sigma_range), boosting,
                                          boost_noise=boost_noise, clip=clip)
     elif boosting:
         raise ValueError("boosting needs a discriminator and a nonzero guidance weight")
-    device = _resolve_device(device, denoiser, discriminator)
+    device = resolve_device(device, denoiser, discriminator)
     settings = dict(steps=steps, sigma_min=sigma_min, sigma_max=sigma_max, rho=rho, S_churn=S_churn, S_min=S_min,
                     S_max=S_max, S_noise=S_noise)
     xs = []

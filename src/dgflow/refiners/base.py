@@ -17,7 +17,6 @@ batch, so results do not depend on how samples are batched.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -79,34 +78,6 @@ def select_rows(mask: Tensor, new: NamedTuple, old: NamedTuple) -> NamedTuple:
         else:
             fields.append(torch.where(per_sample(mask, a), a, b))
     return type(new)(*fields)
-
-
-def check_positive(name: str, value: float, allow_zero: bool = False) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``value`` is a finite number > 0 (>= 0 with ``allow_zero``)."""
-    ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-          and (value >= 0 if allow_zero else value > 0))
-    if not ok:
-        need = "a finite number >= 0" if allow_zero else "a finite number > 0"
-        raise ValueError(f"{name} must be {need}, got {value!r}")
-
-
-def check_steps(steps: int | str) -> None:
-    """Raise ``ValueError`` unless ``steps`` is a whole number >= 0 or ``"auto"``."""
-    if isinstance(steps, str):
-        if steps.lower() != "auto":
-            raise ValueError(f"steps must be a whole number >= 0 or 'auto', got {steps!r}")
-        return
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be a whole number >= 0, got {steps!r}")
-
-
-def check_step_size(name: str, value: float | str) -> None:
-    """A positive finite step size, or ``"auto"``."""
-    if isinstance(value, str):
-        if value.lower() != "auto":
-            raise ValueError(f"{name} must be a finite number > 0 or 'auto', got {value!r}")
-        return
-    check_positive(name, value)
 
 
 def build(registry: dict[str, type], kind: str, method: str, options: dict[str, Any]) -> Any:

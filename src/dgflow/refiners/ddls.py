@@ -29,7 +29,8 @@ from torch import Tensor
 from ..rng import SampleNoise
 from ..target import Target
 from . import auto
-from .base import DrawInitial, Refiner, check_positive, check_step_size, check_steps, select_rows
+from ..checks import check_positive, check_step_size, check_steps
+from .base import DrawInitial, Refiner, select_rows
 
 
 class DDLSState(NamedTuple):

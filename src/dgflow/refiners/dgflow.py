@@ -25,7 +25,8 @@ from ..divergences import FDivergence, get_divergence
 from ..rng import SampleNoise
 from ..target import Evaluation, Target
 from . import auto
-from .base import DrawInitial, Refiner, check_positive, check_step_size, check_steps, per_sample
+from ..checks import check_positive, check_step_size, check_steps
+from .base import DrawInitial, Refiner, per_sample
 
 
 @dataclass

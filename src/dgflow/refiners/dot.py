@@ -37,7 +37,8 @@ from ..priors import NormalPrior
 from ..rng import SampleNoise
 from ..target import Target
 from . import auto
-from .base import DrawInitial, Refiner, check_positive, check_step_size, check_steps, per_sample
+from ..checks import check_positive, check_step_size, check_steps
+from .base import DrawInitial, Refiner, per_sample
 
 
 class DOTState(NamedTuple):

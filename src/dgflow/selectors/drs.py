@@ -39,7 +39,7 @@ import torch
 from torch import Tensor
 from ..progress import progress_bar as tqdm
 
-from ..refiners.base import check_positive
+from ..checks import check_positive
 from .base import Proposals, SelectResult, Selector
 
 
