@@ -37,7 +37,8 @@ from torch import Tensor, nn
 
 from ..byo import reachable_modules
 from ..ratio import unwrap_output
-from .denoisers import EpsilonVPDenoiser, as_sigma, expand
+from ..rows import per_sample
+from .denoisers import EpsilonVPDenoiser, as_sigma
 from .guidance import DG_SIGMA_MIN, DiscriminatorGuidance
 
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
@@ -82,7 +83,7 @@ class VPDenoiser(EpsilonVPDenoiser):
         t = self.vp_time(sigma)
         if self.timestep == "nearest":
             sigma = self.sigmas.to(x.device, x.dtype)[t]  # the noise level the network is told about
-        s = expand(sigma, x)
+        s = per_sample(sigma, x)
         sqrt_abar = 1 / (1 + s**2).sqrt()          # x_vp = sqrt(abar) x
         x_vp = x * sqrt_abar
         dtype = _model_dtype(self.eps_model, x)
@@ -174,7 +175,7 @@ class GuidedDenoiser(nn.Module):
         if self.w == 0:
             return denoised
         grad, _ = self.guidance.log_ratio_grad(x, sigma, labels)
-        return denoised + expand(self.w * sigma**2, x) * grad
+        return denoised + per_sample(self.w * sigma**2, x) * grad
 
 
 def guided_denoiser(denoiser: Callable[..., Tensor], discriminator: Callable[..., Tensor], w: float = 1.0, *,
@@ -210,7 +211,7 @@ class DiffusersModel(nn.Module):
         t = torch.as_tensor(timestep, device=self.alphas_cumprod.device).long().expand(len(sample))
         abar = self.alphas_cumprod[t].to(sample.device, sample.dtype)
         sigma = ((1 - abar) / abar).sqrt()
-        a, b = expand(abar.sqrt(), sample), expand((1 - abar).sqrt(), sample)
+        a, b = per_sample(abar.sqrt(), sample), per_sample((1 - abar).sqrt(), sample)
         x = sample / a                                                    # EDM's x = x_vp / sqrt(abar)
         x0 = self.denoiser(x, sigma) if class_labels is None else self.denoiser(x, sigma, class_labels)
         if self.prediction_type == "sample":

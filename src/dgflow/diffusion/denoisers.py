@@ -25,6 +25,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from ..rows import per_sample
+
 
 def as_sigma(sigma: Tensor | float, x: Tensor) -> Tensor:
     """``sigma`` as a ``[B]`` tensor on ``x``'s device and dtype (a number is broadcast)."""
@@ -35,11 +37,6 @@ def as_sigma(sigma: Tensor | float, x: Tensor) -> Tensor:
         raise ValueError(f"sigma must be a number or hold one noise level per sample ([{len(x)}]), "
                          f"got shape {tuple(sigma.shape)}")
     return sigma
-
-
-def expand(v: Tensor, x: Tensor) -> Tensor:
-    """``[B]`` -> ``[B, 1, ..., 1]`` to broadcast against ``x``."""
-    return v.reshape(-1, *([1] * (x.ndim - 1)))
 
 
 class EDMPrecond(nn.Module):
@@ -60,7 +57,7 @@ class EDMPrecond(nn.Module):
     def forward(self, x: Tensor, sigma: Tensor | float, labels: Tensor | None = None) -> Tensor:
         sigma = as_sigma(sigma, x)
         sd2 = self.sigma_data**2
-        s = expand(sigma, x)
+        s = per_sample(sigma, x)
         c_skip = sd2 / (s**2 + sd2)
         c_out = s * self.sigma_data / (s**2 + sd2).sqrt()
         c_in = 1 / (s**2 + sd2).sqrt()
@@ -70,7 +67,7 @@ class EDMPrecond(nn.Module):
     def loss(self, x0: Tensor, sigma: Tensor, noise: Tensor, labels: Tensor | None = None) -> Tensor:
         """EDM's weighted denoising loss per sample: ``lambda(sigma) |D(x0 + sigma n) - x0|^2`` with
         ``lambda = (sigma^2 + sd^2) / (sigma sd)^2`` (so every noise level has unit target variance)."""
-        s = expand(sigma, x0)
+        s = per_sample(sigma, x0)
         weight = (s**2 + self.sigma_data**2) / (s * self.sigma_data) ** 2
         return (weight * (self(x0 + s * noise, sigma, labels) - x0) ** 2).flatten(1).mean(1)
 
@@ -129,7 +126,7 @@ class EpsilonVPDenoiser(nn.Module):
         t = self.vp_time(sigma)
         if self.sigmas is not None and self.timestep == "nearest":
             sigma = self.sigmas.to(x.device, x.dtype)[t]  # the noise level the network is told about
-        s = expand(sigma, x)
+        s = per_sample(sigma, x)
         x_vp = x / (1 + s**2).sqrt()
         eps = self.eps_model(x_vp, t) if labels is None else self.eps_model(x_vp, t, labels)
         return x - s * eps

@@ -38,7 +38,7 @@ from ..progress import progress_bar as tqdm
 
 from ..ratio import check_samples
 from ..rng import SampleNoise
-from .denoisers import expand
+from ..rows import per_sample
 
 
 def edm_sigmas(steps: int = 18, sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0,
@@ -141,23 +141,23 @@ def sample_edm(
         x_hat = x
         if bool((s_hat > s_cur).any()):  # increase the noise temporarily
             xi = noise.normal(x.shape[1:], step=i, stream="churn", dtype=work)
-            x_hat = x + expand((s_hat**2 - s_cur**2).clamp(min=0).sqrt() * s_noise, x) * xi
+            x_hat = x + per_sample((s_hat**2 - s_cur**2).clamp(min=0).sqrt() * s_noise, x) * xi
         denoised = D(x_hat, s_hat)
-        d = (x_hat - denoised) / expand(s_hat, x)  # Euler step
+        d = (x_hat - denoised) / per_sample(s_hat, x)  # Euler step
         if w_euler != 0:
             grad, log_ratio = guidance_grad(x_hat, s_hat)
             w = torch.full((B,), w_euler, dtype=work, device=device)
             if boosting and i % guidance.boost_weight_period == 0:
                 w[log_ratio < 0] *= 2
-            d = d - expand(w * s_hat, x) * grad
-        x_next = x_hat + expand(s_next - s_hat, x) * d
+            d = d - per_sample(w * s_hat, x) * grad
+        x_next = x_hat + per_sample(s_next - s_hat, x) * d
         if s_next > 0:  # second-order (Heun) correction
             s_next_b = s_next.expand(B)
             d_prime = (x_next - D(x_next, s_next_b)) / s_next
             if w_heun != 0:
                 grad2, _ = guidance_grad(x_next, s_next_b)
                 d_prime = d_prime - w_heun * s_next * grad2
-            x_next = x_hat + expand(s_next - s_hat, x) * (0.5 * d + 0.5 * d_prime)
+            x_next = x_hat + per_sample(s_next - s_hat, x) * (0.5 * d + 0.5 * d_prime)
         x = x_next
         if callback is not None:
             callback({"i": i, "x": x, "sigma": s_cur, "sigma_hat": s_hat, "denoised": denoised, "log_ratio": log_ratio})

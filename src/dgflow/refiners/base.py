@@ -20,7 +20,6 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import torch
 from torch import Tensor
 
 from ..rng import SampleNoise
@@ -62,22 +61,6 @@ class Refiner:
         if isinstance(out.get("heldout"), Tensor):  # data, not a setting: the evidence in info["auto"] names it
             out["heldout"] = None
         return out
-
-
-def per_sample(s: Tensor, like: Tensor) -> Tensor:
-    """Reshape a ``[B]`` tensor to broadcast against ``[B, ...]``."""
-    return s.reshape(-1, *([1] * (like.ndim - 1)))
-
-
-def select_rows(mask: Tensor, new: NamedTuple, old: NamedTuple) -> NamedTuple:
-    """Field-wise ``where(mask, new, old)`` over the batch dimension (``None`` fields pass through)."""
-    fields = []
-    for a, b in zip(new, old):
-        if a is None or b is None:
-            fields.append(a)
-        else:
-            fields.append(torch.where(per_sample(mask, a), a, b))
-    return type(new)(*fields)
 
 
 def build(registry: dict[str, type], kind: str, method: str, options: dict[str, Any]) -> Any:

@@ -30,7 +30,8 @@ from ..rng import SampleNoise
 from ..target import Target
 from . import auto
 from ..checks import check_positive, check_step_size, check_steps
-from .base import DrawInitial, Refiner, select_rows
+from ..rows import select_rows
+from .base import DrawInitial, Refiner
 
 
 class DDLSState(NamedTuple):

@@ -26,7 +26,8 @@ from ..rng import SampleNoise
 from ..target import Evaluation, Target
 from . import auto
 from ..checks import check_positive, check_step_size, check_steps
-from .base import DrawInitial, Refiner, per_sample
+from ..rows import per_sample
+from .base import DrawInitial, Refiner
 
 
 @dataclass

@@ -38,7 +38,8 @@ from ..rng import SampleNoise
 from ..target import Target
 from . import auto
 from ..checks import check_positive, check_step_size, check_steps
-from .base import DrawInitial, Refiner, per_sample
+from ..rows import per_sample
+from .base import DrawInitial, Refiner
 
 
 class DOTState(NamedTuple):

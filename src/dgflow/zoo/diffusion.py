@@ -31,7 +31,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..diffusion.denoisers import EDMPrecond, as_sigma, expand
+from ..diffusion.denoisers import EDMPrecond, as_sigma
+from ..rows import per_sample
 from .classifier import Classifier
 from .images import check_image_config, check_images
 
@@ -171,7 +172,7 @@ class _TimeDiscriminator(nn.Module):
         sigma = as_sigma(sigma, x)
         if not torch.all(sigma > 0):
             raise ValueError("a time-dependent discriminator takes noise levels sigma > 0")
-        x_in = x / expand((sigma**2 + self.sigma_data**2).sqrt(), x)
+        x_in = x / per_sample((sigma**2 + self.sigma_data**2).sqrt(), x)
         return x_in, sigma, self.emb(sigma.log() / 4)
 
     def logit(self, h: Tensor, labels: Tensor | None) -> Tensor:
@@ -282,7 +283,7 @@ class ClassifierTimeDiscriminator(_TimeDiscriminator):
 
         check_images(x, self.channels, self.image_size, type(self).__name__)
         _, sigma, emb = self.embed(x, sigma)
-        x_vp = x / expand((1 + sigma**2).sqrt(), x)  # the scale the authors' VP classifier sees
+        x_vp = x / per_sample((1 + sigma**2).sqrt(), x)  # the scale the authors' VP classifier sees
         h = self.features(pad_to_32(x_vp))
         h = self.head2(self.head1(h, emb), emb)
         return self.logit(h.mean((2, 3)), labels)
