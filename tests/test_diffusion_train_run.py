@@ -10,7 +10,8 @@ import torch
 
 from dgflow.cli import main
 from dgflow.diffusion import guide
-from dgflow.diffusion.runner import load_sample_config, run_sample, validate_sample_config
+from dgflow.config import load_sample_config, validate_sample_config
+from dgflow.diffusion.runner import run_sample
 from dgflow.training.diffusion import train_diffusion, train_time_discriminator
 from dgflow.zoo import build_model, load_checkpoint, save_checkpoint
 

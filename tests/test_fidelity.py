@@ -383,7 +383,7 @@ def test_sampler_arithmetic_is_float64_for_float32_latents_and_networks():
 
 
 def test_dot_and_config_options_are_validated():
-    from dgflow.diffusion.runner import validate_sample_config
+    from dgflow.config import validate_sample_config
 
     with pytest.raises(ValueError, match="bounds"):
         DOT(bounds=(2, -2))

@@ -24,7 +24,8 @@ import dgflow
 from dgflow import io
 from dgflow.cli import main
 from dgflow.config import load_model, validate
-from dgflow.diffusion.runner import run_sample, validate_sample_config
+from dgflow.config import validate_sample_config
+from dgflow.diffusion.runner import run_sample
 from dgflow.runner import run
 from dgflow.toy.models import load_toy
 from dgflow.zoo import build_model, load_checkpoint, save_checkpoint

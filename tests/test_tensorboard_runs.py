@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from dgflow.config import validate
-from dgflow.diffusion.runner import run_sample, validate_sample_config
+from dgflow.config import validate_sample_config
+from dgflow.diffusion.runner import run_sample
 from dgflow.runner import run
 from dgflow.tensorboard_log import read_events
 from dgflow.zoo import build_model, save_checkpoint

@@ -207,7 +207,8 @@ def _cmd_train_diffusion(args: argparse.Namespace) -> int:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    from .diffusion.runner import load_sample_config, run_sample
+    from .config import load_sample_config
+    from .diffusion.runner import run_sample
 
     path = config_file(args.config)
     cfg = load_sample_config(path, _run_overrides(args))

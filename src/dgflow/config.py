@@ -21,6 +21,7 @@ full unpickling is refused unless ``trust_checkpoint: true`` (``--trust-checkpoi
 from __future__ import annotations
 
 import importlib
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ import torch
 import yaml
 from torch import nn
 
+from .diffusion.denoisers import vp_time_to_sigma
 from .refiners import REFINERS
 from .selectors import SELECTORS
 from .speed import SpeedOptions
@@ -333,3 +335,126 @@ def _import_class(spec: str, key: str = "type") -> type[nn.Module]:
         raise ValueError(f"{key}: {spec!r} is a {type(obj).__name__}, not a torch.nn.Module subclass; an import "
                          "path must name the model's class")
     return obj
+
+
+# ----------------------------------------------------------------------------- dgflow sample
+
+
+@dataclass
+class SampleConfig:
+    """A ``dgflow sample`` configuration: the DG authors' sampler keys, the models and the metrics."""
+    denoiser_type: str | None = None
+    denoiser_path: str | None = None
+    denoiser_kwargs: dict[str, Any] = field(default_factory=dict)
+    denoiser_role: str = "denoiser"
+    adapter: str | None = None  # "epsilon_vp": the denoiser is an epsilon-prediction VP network
+    adapter_kwargs: dict[str, Any] = field(default_factory=dict)
+    disc_type: str | None = None
+    disc_path: str | None = None
+    disc_kwargs: dict[str, Any] = field(default_factory=dict)
+    disc_role: str = "discriminator"
+    dg_weight_1st_order: float = 2.0
+    dg_weight_2nd_order: float = 0.0
+    time_min: float = 0.01
+    time_max: float = 1.0
+    boosting: bool = False
+    dg_clip: float | None = 1e-5  # the authors clip d to [dg_clip, 1 - dg_clip]; null: the raw logit
+    steps: int = 18
+    sigma_min: float = 0.002
+    sigma_max: float = 80.0
+    rho: float = 7.0
+    S_churn: float = 0.0
+    S_min: float = 0.0
+    S_max: float = math.inf
+    S_noise: float = 1.0
+    shape: list[int] | None = None
+    num_classes: int | None = None
+    num_samples: int = 10_000
+    batch_size: int = 500
+    seed: int = 0
+    device: str | None = None
+    baseline: bool = True
+    exp_root: str = "./exps/"
+    name: str | None = None
+    dataset: str | None = None
+    data_root: str | None = None
+    fid_ref: str | None = None
+    classifier_path: str | None = None
+    trust_checkpoint: bool = False  # allow full unpickling of checkpoints that need it (runs their code)
+
+    @property
+    def num_imgs(self) -> int:  # the name the shared metric code reads
+        return self.num_samples
+
+    def sigma_range(self) -> tuple[float, float]:
+        """The guidance range in EDM noise levels (``time_min/max`` are VP times, as the authors give them)."""
+        return vp_time_to_sigma(self.time_min), vp_time_to_sigma(self.time_max)
+
+    def run_name(self, config_path: str | Path | None) -> str:
+        """The run folder's name: ``name``, else the config file's stem, else ``dg-run``."""
+        return self.name or (Path(config_path).stem if config_path else "dg-run")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The configuration as a plain dict (what ``config.yml`` holds)."""
+        return asdict(self)
+
+
+# the datasets whose metrics a sample run knows
+SAMPLE_DATASETS = ("25gaussians", "swissroll", "mnist", "cifar10")
+
+
+def load_sample_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> SampleConfig:
+    """Read a YAML config, apply ``overrides`` and validate every key."""
+    raw = read_yaml(path, overrides)
+    return validate_sample_config(raw, str(path) if path else "config")
+
+
+def validate_sample_config(raw: dict[str, Any], source: str = "config") -> SampleConfig:
+    """Check every key of a raw ``dgflow sample`` mapping and build the :class:`SampleConfig`."""
+    known = {f.name for f in fields(SampleConfig)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"{source}: unknown key(s) {unknown}; valid keys: {sorted(known)}")
+    cfg = SampleConfig(**raw)
+    numbers = ("dg_weight_1st_order", "dg_weight_2nd_order", "time_min", "time_max", "sigma_min", "sigma_max", "rho",
+               "S_churn", "S_min", "S_max", "S_noise")
+    for key in numbers:
+        value = getattr(cfg, key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            raise ValueError(f"{source}: {key} must be a number, got {value!r}")
+    for key in ("steps", "num_samples", "batch_size", "seed"):
+        value = getattr(cfg, key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "seed" else 1):
+            raise ValueError(f"{source}: {key} must be a whole number >= {0 if key == 'seed' else 1}, got {value!r}")
+    for key in ("boosting", "baseline"):
+        if not isinstance(getattr(cfg, key), bool):
+            raise ValueError(f"{source}: {key} must be true or false, got {getattr(cfg, key)!r}")
+    if cfg.steps < 2:
+        raise ValueError(f"{source}: steps must be >= 2, got {cfg.steps}")
+    for key in ("denoiser_kwargs", "disc_kwargs", "adapter_kwargs"):
+        if not isinstance(getattr(cfg, key), dict):
+            raise ValueError(f"{source}: {key} must be a mapping of keyword arguments, got {getattr(cfg, key)!r}")
+    if cfg.shape is not None and (not isinstance(cfg.shape, list) or not cfg.shape or any(
+            isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in cfg.shape)):
+        raise ValueError(f"{source}: shape must be a list of whole numbers >= 1 (one sample's shape), got {cfg.shape!r}")
+    check_common_keys(cfg, source, SAMPLE_DATASETS)
+    if not 0 <= cfg.time_min < cfg.time_max <= 1:
+        raise ValueError(f"{source}: need 0 <= time_min < time_max <= 1 (VP time), got {cfg.time_min}, {cfg.time_max}")
+    if not 0 < cfg.sigma_min < cfg.sigma_max:
+        raise ValueError(f"{source}: need 0 < sigma_min < sigma_max, got {cfg.sigma_min}, {cfg.sigma_max}")
+    if cfg.denoiser_type is None and cfg.denoiser_path is None:
+        raise ValueError(f"{source}: denoiser_type (an architecture name or package.module:Class) or denoiser_path "
+                         "(a dgflow checkpoint from `dgflow train diffusion`) is required")
+    if cfg.adapter not in (None, "epsilon_vp"):
+        raise ValueError(f"{source}: adapter must be epsilon_vp (an epsilon-prediction VP network) or absent, "
+                         f"got {cfg.adapter!r}")
+    guided = cfg.dg_weight_1st_order != 0 or cfg.dg_weight_2nd_order != 0
+    if guided and cfg.disc_type is None and cfg.disc_path is None:
+        raise ValueError(f"{source}: guidance (a nonzero dg_weight) needs disc_path (`dgflow train tdisc`) or disc_type")
+    if cfg.boosting and not guided:
+        raise ValueError(f"{source}: boosting needs a nonzero dg_weight_1st_order")
+    clip = cfg.dg_clip
+    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or not 0 < clip < 0.5):
+        raise ValueError(f"{source}: dg_clip must be a number in (0, 0.5) (the authors' 1e-5) or null (no clipping), "
+                         f"got {clip!r}")
+    return cfg
