@@ -196,14 +196,13 @@ def test_dot_k_eff_is_the_mean_of_rounds_of_pairwise_maxima():
     pools = {"dot-pairs-1": torch.randn(12, DATA, dtype=torch.float64),
              "dot-pairs-2": torch.randn(12, DATA, dtype=torch.float64)}
     target = Target(None, _as_ratio(D), None)
-    dot = DOT(k_eff_pairs=4, k_eff_rounds=3)
-    dot.prepare(lambda stream, count: (pools[stream][:count], target))
+    dot, info = DOT(k_eff_pairs=4, k_eff_rounds=3).prepare(lambda stream, count: (pools[stream][:count], target))
     x1, x2 = pools["dot-pairs-1"], pools["dot-pairs-2"]
     slopes = (D(x2) - D(x1)).abs() / (x2 - x1).norm(dim=1)
     expected = sum(float(slopes[4 * r:4 * r + 4].max()) for r in range(3)) / 3
-    assert dot.k_eff == pytest.approx(expected, rel=1e-12)
-    one = DOT(k_eff_pairs=4)  # one round: the maximum over the first 4 pairs, as before
-    one.prepare(lambda stream, count: (pools[stream][:count], target))
+    assert dot.k_eff == info["k_eff"] == pytest.approx(expected, rel=1e-12)
+    one, _ = DOT(k_eff_pairs=4).prepare(lambda stream, count: (pools[stream][:count], target))  # one round: the
+    # maximum over the first 4 pairs, as before
     assert one.k_eff == pytest.approx(float(slopes[:4].max()), rel=1e-12)
 
 

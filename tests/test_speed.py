@@ -200,7 +200,7 @@ def test_refine_steps_do_not_synchronise_on_cuda():
         torch.cuda.set_sync_debug_mode("error")
         try:
             for step in range(refiner.steps):
-                state = refiner.step(t, state, step, noise)
+                state, _ = refiner.step(t, state, step, noise)
         finally:
             torch.cuda.set_sync_debug_mode("default")
         guard.check()

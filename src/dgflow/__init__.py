@@ -18,17 +18,17 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 _EXPORTS = {
-    "api": ["refine", "select", "generate", "normalize", "RefineResult"],
+    "api": ["refine", "select", "autotune", "generate", "normalize", "RefineResult"],
     "diffusion": ["guide", "GuideResult"],
     "divergences": ["FDivergence", "DIVERGENCES", "get_divergence"],
     "priors": ["Prior", "NormalPrior", "UniformPrior", "make_prior"],
     "ratio": ["DensityRatio", "self_normalized", "from_probability"],
     "byo": ["wrap", "w_space"],
     "refiners": ["Refiner", "REFINERS"],
-    "refiners.auto": ["autotune", "plot_pilot"],
     "rng": ["SampleNoise"],
     "selectors": ["Selector", "SELECTORS", "SelectResult"],
     "speed": ["SpeedOptions"],
+    "tuning": ["plot_pilot"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -60,14 +60,14 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # static checkers and IDEs see the eager imports
-    from .api import RefineResult, generate, normalize, refine, select
+    from .api import RefineResult, autotune, generate, normalize, refine, select
     from .diffusion import GuideResult, guide
     from .divergences import DIVERGENCES, FDivergence, get_divergence
     from .priors import NormalPrior, Prior, UniformPrior, make_prior
     from .byo import w_space, wrap
     from .ratio import DensityRatio, from_probability, self_normalized
     from .refiners import REFINERS, Refiner
-    from .refiners.auto import autotune, plot_pilot
     from .rng import SampleNoise
     from .selectors import SELECTORS, SelectResult, Selector
     from .speed import SpeedOptions
+    from .tuning import plot_pilot

@@ -1,4 +1,5 @@
-"""The two public entry points: :func:`refine` (move samples) and :func:`select` (keep samples)."""
+"""The public entry points: :func:`refine` (move samples), :func:`select` (keep samples), :func:`autotune`
+(only the pilot of ``refine``), :func:`generate` and :func:`normalize`."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from .progress import progress_bar as tqdm
 
+from . import loop
 from .checks import check_int, check_labels, check_sample_ids, param_dtype, resolve_device
 from .priors import Prior, make_prior
 from .ratio import DensityRatio, self_normalized
@@ -18,7 +19,8 @@ from .refiners.base import build
 from .rng import SampleNoise
 from .selectors import SELECTORS, Proposals, SelectResult
 from .speed import SpeedOptions, speed_options
-from .target import FiniteGuard, Target, accelerate, check_gradient_flows, eval_mode
+from .target import Target, accelerate, eval_mode
+from .tuning import tune
 
 
 @dataclass
@@ -77,7 +79,7 @@ def refine(
     on ``batch_size``. ``options`` go to the method (e.g. ``f``, ``eta``, ``gamma``, ``steps``);
     ``eta="auto"`` / ``steps="auto"`` (DDLS ``eps``, DOT ``lr``) are chosen once from a pilot run,
     optionally against ``heldout=`` real samples, and explained in ``info["auto"]``
-    (:mod:`dgflow.refiners.auto`).
+    (:mod:`dgflow.tuning`).
     ``speed``: bf16 autocast, ``torch.compile``, channels-last, micro-batches under a memory cap
     (:class:`dgflow.speed.SpeedOptions`, e.g. ``speed={"autocast": "bf16", "max_batch_size": 128}``).
     """
@@ -108,51 +110,42 @@ def refine(
     with eval_mode(generator, ratio):
         probe = labels[:2].to(device) if labels is not None else None
         latent_target, target = accelerate(latent_target, target, speed, z[:2].to(device), probe)
-        info = refiner.prepare(draw)  # shared statistics and "auto" choices: once, before any batch
-    steps_kept = _kept_steps(refiner.steps, save_interval)
-    outs: dict[str, list[Tensor]] = {"z": [], "x": [], "logit": [], "z_hist": [], "x_hist": [], "d_hist": [], "acc": []}
-    with eval_mode(generator, ratio), tqdm(total=len(z) * refiner.steps, desc=f"refine ({method})",
-                                           disable=None if progress else True, leave=False) as bar:
-        for index in torch.arange(len(z)).split(batch_size):
-            batch_labels = None if labels is None else labels[index].to(device)
-            noise = SampleNoise(seed, ids[index], device)
-            start = z[index].to(device)
-            if space == "data":
-                with torch.no_grad():
-                    start = latent_target.bind(batch_labels).sample(start)
-            t = target.bind(batch_labels)
-            t.guard = FiniteGuard() if device.type != "cpu" else None  # no host sync per step on accelerators
-            state = refiner.init(t, start)
-            if index[0] == 0 and refiner.steps:  # step 0 of the first batch: a detached discriminator gives no drift
-                check_gradient_flows(refiner.logit_grad(t, state), state.z)
-            hist = [_snapshot(state, keep_samples, t.guard)] if 0 in steps_kept else []
-            for step in range(refiner.steps):
-                state = refiner.step(t, state, step, noise)
-                if callback is not None:
-                    callback({"step": step + 1, "state": state, "sample_ids": ids[index], "target": t})
-                if step + 1 in steps_kept:
-                    hist.append(_snapshot(state, keep_samples, t.guard))
-                bar.update(len(index))
-            if t.guard is not None:
-                t.guard.check()
-            outs["z"].append(state.z.cpu() if space == "latent" else z[index])
-            outs["x"].append(state.x.cpu())
-            outs["logit"].append(state.logit.cpu())
-            outs["z_hist"].append(torch.stack([h[0] for h in hist]))
-            if keep_samples:
-                outs["x_hist"].append(torch.stack([h[1] for h in hist]))
-            outs["d_hist"].append(torch.stack([h[2] for h in hist]))
-            if hasattr(state, "accepted"):
-                outs["acc"].append(state.accepted.cpu())
-    if outs["acc"] and refiner.steps:
-        info["acceptance_rate"] = float(torch.cat(outs["acc"]).mean()) / refiner.steps
+        # shared statistics and "auto" choices: once, before any batch
+        refiner, info = refiner.prepare(draw)
+        if refiner.wants_auto():
+            refiner, evidence = tune(refiner, draw)
+            info.update(evidence)
+        out = loop.run(refiner, target, z, seed=seed, sample_ids=ids, kept=loop.kept_steps(refiner.steps, save_interval),
+                       device=device, labels=labels, generator=latent_target if space == "data" else None,
+                       batch_size=batch_size, keep_samples=keep_samples, callback=callback, progress=progress,
+                       desc=f"refine ({method})")
+    if out.acceptance_rate is not None:
+        info["acceptance_rate"] = out.acceptance_rate
     return RefineResult(
-        z=torch.cat(outs["z"]), x=torch.cat(outs["x"]), logits=torch.cat(outs["logit"]),
-        steps=sorted(steps_kept),
-        z_history=torch.cat(outs["z_hist"], 1) if space == "latent" else None,
-        x_history=torch.cat(outs["x_hist"], 1) if keep_samples else None,
-        logit_history=torch.cat(outs["d_hist"], 1), sample_ids=ids, method=refiner.name, space=space,
+        z=out.z, x=out.x, logits=out.logits, steps=out.steps, z_history=out.z_history, x_history=out.x_history,
+        logit_history=out.logit_history, sample_ids=ids, method=refiner.name, space=space,
         options=refiner.options(), info=info)
+
+
+def autotune(generator: Any, discriminator: Any, method: str = "dgflow", *, labels: Tensor | None = None,
+             **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Only the pilot of ``dgflow.refine(..., eta="auto", steps="auto")``: returns the method's options with
+    every ``"auto"`` replaced by the value chosen, and the evidence (``info["auto"]``).
+
+    For runs split over several ``refine`` calls (the config runner, several processes): tune once,
+    then pass the returned options to every call. ``kwargs`` are :func:`refine`'s (``latent_shape``,
+    ``prior``, ``corrector``, ``seed``, ``device``, the method's options, ...); ``labels``: the classes of a
+    conditional model.
+    """
+    for key in ("z", "n", "sample_ids", "save_interval", "keep_samples"):
+        if key in kwargs:
+            raise TypeError(f"autotune takes no {key!r}: it draws its own pilot samples")
+    n = 1 if labels is None else len(labels)
+    res = refine(generator, discriminator, method=method, n=n, labels=labels, save_interval=None,
+                 keep_samples=False, **kwargs)
+    options = dict(res.options)
+    options.pop("heldout", None)
+    return options, res.info.get("auto", {})
 
 
 def generate(
@@ -293,18 +286,6 @@ def _latents(z: Tensor | None, n: int | None, latent_shape: Sequence[int] | None
     if z is None:  # in the generator's precision (float32 for float32 models: the same draws as before)
         z = prior_obj.draw(SampleNoise(seed, ids), dtype=dtype)
     return z.detach(), prior_obj, ids
-
-
-def _kept_steps(steps: int, save_interval: int | None) -> set[int]:
-    if save_interval is None:
-        return {steps}
-    return set(range(0, steps + 1, save_interval)) | {steps}
-
-
-def _snapshot(state: Any, keep_samples: bool, guard: FiniteGuard | None = None) -> tuple[Tensor, Tensor | None, Tensor]:
-    if guard is not None:  # a save point synchronises anyway: raise here for what was non-finite so far
-        guard.check()
-    return state.z.cpu(), state.x.cpu() if keep_samples else None, state.logit.cpu()
 
 
 def _merge_by_class(parts: list[tuple[Tensor, SelectResult]], n: int, labels: Tensor, selector: Any) -> SelectResult:

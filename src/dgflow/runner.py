@@ -42,13 +42,14 @@ import yaml
 from .progress import progress_bar as tqdm
 
 from . import distributed, io
-from .api import normalize, refine, select
+from .api import autotune, normalize, refine, select
 from .config import RunConfig, check_device, load_model, resolve_path
 from .ratio import DensityRatio
 from .tensorboard_log import write_run_events
 from .refiners import REFINERS
 from .zoo import latent_shape as zoo_latent_shape
-from .refiners.auto import autotune, is_auto, plot_pilot
+from .refiners.base import is_auto
+from .tuning import plot_pilot
 from .plots import BETTER, metric_note, plot_metrics, save_animation, save_grid, scatter_limits, to_uint8  # noqa: F401
 
 # keys that do not change the samples: a run may resume with different values

@@ -13,7 +13,7 @@ Driven Latent Sampling", NeurIPS 2020.
 With an optimal discriminator the stationary law of ``g(z)`` is the data law; the
 Metropolis correction makes the chain exact for any step size (it requires
 ``noise_scale = 1``). Runs in latent space only (``log p_g(x)`` is unknown in data space).
-``eps="auto"`` / ``steps="auto"``: chosen once from a pilot run (:mod:`dgflow.refiners.auto`;
+``eps="auto"`` / ``steps="auto"``: chosen once from a pilot run (:mod:`dgflow.tuning`;
 ``eps`` for a Metropolis acceptance rate of 0.574, the optimum of MALA).
 """
 
@@ -21,17 +21,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import ClassVar, NamedTuple
 
 import torch
 from torch import Tensor
 
+from ..checks import check_positive
 from ..rng import SampleNoise
-from ..target import Target
-from . import auto
-from ..checks import check_positive, check_step_size, check_steps
 from ..rows import select_rows
-from .base import DrawInitial, Refiner
+from ..target import Target
+from .base import Refiner, StepInfo
+from .langevin import langevin_step
 
 
 class DDLSState(NamedTuple):
@@ -41,31 +41,28 @@ class DDLSState(NamedTuple):
     logit: Tensor
     log_density: Tensor  # -E(z) = log p_Z(z) + d(g(z))
     score: Tensor | None  # -grad E(z)
-    accepted: Tensor  # proposals accepted so far, per sample
 
 
-@dataclass
-class DDLS(auto.AutoOptions, Refiner):
+@dataclass(frozen=True)
+class DDLS(Refiner):
     """DDLS: Langevin dynamics on ``E(z) = -log p_Z(z) - d(g(z))`` (step ``eps``, optional MALA correction)."""
     eps: float | str = 0.01
     steps: int | str = 100
     noise_scale: float = 1.0
     decay: float = 1.0
     metropolis: bool = False
-    name = "ddls"
+    name: ClassVar[str] = "ddls"
+    step_size_name: ClassVar[str] = "eps"
+    auto_grid: ClassVar[tuple[int, int]] = (-3, 2)
+    auto_criterion: ClassVar[str] = "mala"  # eps="auto": MALA's optimal acceptance rate
 
     def __post_init__(self) -> None:
-        check_step_size("eps", self.eps)
+        super().__post_init__()
         check_positive("noise_scale", self.noise_scale, allow_zero=True)
         check_positive("decay", self.decay)
-        check_steps(self.steps)
         if self.metropolis and self.noise_scale != 1.0:
             raise ValueError("DDLS with metropolis=True needs noise_scale=1 (the Metropolis test assumes "
                              f"Langevin proposals), got noise_scale={self.noise_scale}")
-        self.check_auto_options()
-
-    def prepare(self, draw: DrawInitial) -> dict[str, Any]:
-        return auto.tune(self, draw, "eps", auto.grid(0.01, -3, 2), criterion="mala") if self.wants_auto("eps") else {}
 
     def logit_grad(self, target: Target, state: DDLSState) -> Tensor | None:
         return None if state.score is None else state.score - target.prior.score(state.z)
@@ -80,27 +77,25 @@ class DDLS(auto.AutoOptions, Refiner):
         log_q_reverse = -(state.z - (new.z + 0.5 * eps * new.score)).flatten(1).pow(2).sum(1) / (2 * var)
         return new.log_density - state.log_density + log_q_reverse - log_q_forward
 
-    def _evaluate(self, target: Target, z: Tensor, accepted: Tensor, grad: bool) -> DDLSState:
+    def evaluate(self, target: Target, z: Tensor, grad: bool) -> DDLSState:
+        """The state at ``z``: the energy ``-log p_Z(z) - d(g(z))`` and, with ``grad``, its score."""
         if target.prior is None or target.transform is None:
             raise ValueError("DDLS runs in latent space only (its energy needs log p_Z); use space='latent'")
         ev = target.evaluate(z, grad=grad)
         score = target.prior.score(z) + ev.grad if grad else None
-        return DDLSState(ev.z, ev.x, ev.logit, target.prior.log_prob(z) + ev.logit, score, accepted)
+        return DDLSState(ev.z, ev.x, ev.logit, target.prior.log_prob(z) + ev.logit, score)
 
     def init(self, target: Target, z: Tensor) -> DDLSState:
-        return self._evaluate(target, z, torch.zeros(len(z), device=z.device), grad=self.steps > 0)
+        return self.evaluate(target, z, grad=self.steps > 0)
 
-    def step(self, target: Target, state: DDLSState, n: int, noise: SampleNoise) -> DDLSState:
+    def step(self, target: Target, state: DDLSState, n: int, noise: SampleNoise) -> tuple[DDLSState, StepInfo]:
         eps = self.eps * self.decay**n
-        z = state.z
-        mean = z + 0.5 * eps * state.score
-        xi = noise.normal(z.shape[1:], step=n, stream="ddls", dtype=z.dtype)
-        proposal = mean + math.sqrt(eps) * self.noise_scale * xi
+        proposal = langevin_step(state.z, 0.5 * eps * state.score, math.sqrt(eps) * self.noise_scale, noise, n, "ddls")
         if not self.metropolis:
-            return self._evaluate(target, target.constrain(proposal), state.accepted + 1, grad=self.needs_grad(n))
-        new = self._evaluate(target, proposal, state.accepted + 1, grad=True)
+            new = self.evaluate(target, target.constrain(proposal), grad=self.needs_grad(n))
+            return new, StepInfo(torch.ones_like(new.logit, dtype=torch.bool), self.log_acceptance(state, new, n))
+        new = self.evaluate(target, proposal, grad=True)
         log_alpha = self.log_acceptance(state, new, n)
         log_u = torch.log(noise.uniform(step=n, stream="ddls-accept", dtype=torch.float64)).to(log_alpha)
         accept = torch.nan_to_num(log_alpha, nan=-math.inf) > log_u
-        return select_rows(accept, new, state)
-
+        return select_rows(accept, new, state), StepInfo(accept, log_alpha)

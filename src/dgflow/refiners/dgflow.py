@@ -10,57 +10,52 @@ which is ``z_{n+1} = z_n - eta grad_z f'(p_g/mu) + sqrt(2 gamma eta) xi`` with
 ``s(d) = r f''(r)`` at ``r = exp(-d)`` (see :mod:`dgflow.divergences`). In data space
 (``space="data"``) the same update runs on ``x``. Latents of a bounded prior are
 clipped back into its support after each step. ``eta="auto"`` / ``steps="auto"``: chosen
-once from a pilot run (:mod:`dgflow.refiners.auto`).
+once from a pilot run (:mod:`dgflow.tuning`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor
 
 from ..divergences import FDivergence, get_divergence
+from ..checks import check_positive
 from ..rng import SampleNoise
-from ..target import Evaluation, Target
-from . import auto
-from ..checks import check_positive, check_step_size, check_steps
 from ..rows import per_sample
-from .base import DrawInitial, Refiner
+from ..target import Evaluation, Target
+from .base import Refiner, StepInfo
+from .langevin import langevin_step
 
 
-@dataclass
-class DGflow(auto.AutoOptions, Refiner):
+@dataclass(frozen=True)
+class DGflow(Refiner):
     """DGflow: Euler-Maruyama steps of the f-divergence gradient flow (step ``eta``, entropy weight ``gamma``)."""
     f: str | FDivergence = "KL"
     eta: float | str = 0.1
     gamma: float = 0.01
     steps: int | str = 25
     divergence: FDivergence = field(init=False, repr=False)
-    name = "dgflow"
+    name: ClassVar[str] = "dgflow"
+    step_size_name: ClassVar[str] = "eta"
 
     def __post_init__(self) -> None:
-        check_step_size("eta", self.eta)
+        super().__post_init__()
         check_positive("gamma", self.gamma, allow_zero=True)
-        check_steps(self.steps)
-        self.check_auto_options()
-        self.divergence = get_divergence(self.f)
-
-    def prepare(self, draw: DrawInitial) -> dict[str, Any]:
-        return auto.tune(self, draw, "eta", auto.grid(0.1)) if self.wants_auto("eta") else {}
+        object.__setattr__(self, "divergence", get_divergence(self.f))  # derived from f, once
 
     def init(self, target: Target, z: Tensor) -> Evaluation:
         return target.evaluate(z, grad=self.steps > 0)
 
-    def step(self, target: Target, state: Evaluation, n: int, noise: SampleNoise) -> Evaluation:
+    def step(self, target: Target, state: Evaluation, n: int, noise: SampleNoise) -> tuple[Evaluation, StepInfo]:
         z = state.z
         drift = self.eta * per_sample(self.divergence.scale(state.logit).to(z.dtype), z) * state.grad
-        xi = noise.normal(z.shape[1:], step=n, stream="dgflow", dtype=z.dtype)
-        z = target.constrain(z + drift + math.sqrt(2 * self.gamma * self.eta) * xi)
-        return target.evaluate(z, grad=self.needs_grad(n))
+        z = target.constrain(langevin_step(z, drift, math.sqrt(2 * self.gamma * self.eta), noise, n, "dgflow"))
+        return target.evaluate(z, grad=self.needs_grad(n)), StepInfo()
 
-    def options(self):
+    def options(self) -> dict[str, Any]:
         out = super().options()
         out.pop("divergence")
         out["f"] = self.divergence.name

@@ -22,24 +22,24 @@ betas (0, 0.9)) for 100 updates and ``k_eff`` = the mean of 10 maxima over 100 p
 ``refine(..., method="dot", space="data", optimizer="adam", lr=0.01, steps=100, k_eff_rounds=10,
 bounds=(-2, 2))`` (the Adam update is PyTorch's; in Chainer's the ``eps`` 1e-8 enters as
 ``eps / sqrt(1 - beta2^t)``, at most 3.2e-8, a difference only for gradients near that size).
-``lr="auto"`` / ``steps="auto"``: chosen once from a pilot run (:mod:`dgflow.refiners.auto`).
+``lr="auto"`` / ``steps="auto"``: chosen once from a pilot run (:mod:`dgflow.tuning`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import Tensor
 
+from ..checks import check_positive
 from ..priors import NormalPrior
 from ..rng import SampleNoise
-from ..target import Target
-from . import auto
-from ..checks import check_positive, check_step_size, check_steps
 from ..rows import per_sample
-from .base import DrawInitial, Refiner
+from ..target import Target
+from .base import DrawInitial, Refiner, StepInfo
 
 
 class DOTState(NamedTuple):
@@ -53,8 +53,8 @@ class DOTState(NamedTuple):
     v: Tensor  # Adam second moment
 
 
-@dataclass
-class DOT(auto.AutoOptions, Refiner):
+@dataclass(frozen=True)
+class DOT(Refiner):
     """DOT: per-sample descent on ``H(z) = -d(g(z)) / k_eff + ||z - z_y + delta||`` (SGD or Adam)."""
     lr: float | str = 0.01
     steps: int | str = 10
@@ -66,12 +66,12 @@ class DOT(auto.AutoOptions, Refiner):
     k_eff_rounds: int = 1
     bounds: tuple[float, float] | None = None
     remove_radial: bool | None = None  # None: only for a normal prior in latent space
-    name = "dot"
+    name: ClassVar[str] = "dot"
+    step_size_name: ClassVar[str] = "lr"
 
     def __post_init__(self) -> None:
-        check_step_size("lr", self.lr)
+        super().__post_init__()
         check_positive("delta", self.delta, allow_zero=True)
-        check_steps(self.steps)
         if self.optimizer not in ("sgd", "adam"):
             raise ValueError(f"DOT optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
         if self.k_eff is not None:
@@ -87,24 +87,23 @@ class DOT(auto.AutoOptions, Refiner):
                 raise ValueError(f"bounds must be (low, high) or None, got {self.bounds!r}") from None
             if not lo < hi:
                 raise ValueError(f"bounds must be (low, high) with low < high, got {self.bounds!r}")
-            self.bounds = (lo, hi)
-        self.check_auto_options()
+            object.__setattr__(self, "bounds", (lo, hi))  # normalised once, at construction
 
-    def prepare(self, draw: DrawInitial) -> dict[str, Any]:
-        if self.k_eff is None:  # rounds x pairs draws; the first round is the same with any k_eff_rounds
-            count = self.k_eff_pairs * self.k_eff_rounds
-            z1, target = draw("dot-pairs-1", count)
-            z2, _ = draw("dot-pairs-2", count)
-            dist = (z2 - z1).flatten(1).norm(dim=1)
-            slope = (target.logit(z2) - target.logit(z1)).abs() / dist.clamp_min(1e-12)
-            self.k_eff = float(slope.reshape(self.k_eff_rounds, self.k_eff_pairs).amax(dim=1).mean())
-            if not self.k_eff > 0:
-                raise ValueError("DOT could not estimate k_eff: the discriminator gave the same logit for every pair; "
-                                 "pass k_eff=... explicitly")
-        info: dict[str, Any] = {"k_eff": self.k_eff}
-        if self.wants_auto("lr"):
-            info.update(auto.tune(self, draw, "lr", auto.grid(0.01)))
-        return info
+    def prepare(self, draw: DrawInitial) -> tuple[DOT, dict[str, Any]]:
+        """This DOT with ``k_eff`` estimated (unless given): the mean of ``k_eff_rounds`` maxima over
+        ``k_eff_pairs`` pairs each; the first round is the same with any ``k_eff_rounds``."""
+        if self.k_eff is not None:
+            return self, {"k_eff": self.k_eff}
+        count = self.k_eff_pairs * self.k_eff_rounds
+        z1, target = draw("dot-pairs-1", count)
+        z2, _ = draw("dot-pairs-2", count)
+        dist = (z2 - z1).flatten(1).norm(dim=1)
+        slope = (target.logit(z2) - target.logit(z1)).abs() / dist.clamp_min(1e-12)
+        k_eff = float(slope.reshape(self.k_eff_rounds, self.k_eff_pairs).amax(dim=1).mean())
+        if not k_eff > 0:
+            raise ValueError("DOT could not estimate k_eff: the discriminator gave the same logit for every pair; "
+                             "pass k_eff=... explicitly")
+        return dataclasses.replace(self, k_eff=k_eff), {"k_eff": k_eff}
 
     def init(self, target: Target, z: Tensor) -> DOTState:
         if self.k_eff is None:
@@ -113,7 +112,7 @@ class DOT(auto.AutoOptions, Refiner):
         zeros = torch.zeros_like(z)
         return DOTState(ev.z, ev.x, ev.logit, ev.grad, z.detach().clone(), zeros, zeros)
 
-    def step(self, target: Target, state: DOTState, n: int, noise: SampleNoise) -> DOTState:
+    def step(self, target: Target, state: DOTState, n: int, noise: SampleNoise) -> tuple[DOTState, StepInfo]:
         z = state.z
         offset = z - state.z_start + self.delta
         grad_h = -state.grad / self.k_eff + offset / per_sample(offset.flatten(1).norm(dim=1), z)
@@ -135,4 +134,4 @@ class DOT(auto.AutoOptions, Refiner):
         if self.bounds is not None:
             z = z.clamp(*self.bounds)
         ev = target.evaluate(target.constrain(z), grad=self.needs_grad(n))
-        return DOTState(ev.z, ev.x, ev.logit, ev.grad, state.z_start, m, v)
+        return DOTState(ev.z, ev.x, ev.logit, ev.grad, state.z_start, m, v), StepInfo()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.distributed as dist
@@ -131,10 +131,11 @@ class Proposals:
         return SampleNoise(self.seed, ids).uniform(step=step, stream=self.stream_prefix + stream, dtype=torch.float64)
 
 
+@dataclass(frozen=True)
 class Selector:
-    """Base class of the selection methods (subclasses are dataclasses)."""
+    """Base class of the selection methods (subclasses are frozen dataclasses of their options)."""
 
-    name: str = "selector"
+    name: ClassVar[str] = "selector"
 
     def select(self, proposals: Proposals, n: int, progress: bool = True) -> SelectResult:
         """Return ``n`` selected samples from ``proposals``."""
@@ -142,4 +143,4 @@ class Selector:
 
     def options(self) -> dict[str, Any]:
         """The selector's settings, as recorded in results and run folders."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

@@ -33,6 +33,7 @@ proposals, so some 5% of every chain pass with probability > 1/2 whatever the ch
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -46,7 +47,7 @@ from .base import Proposals, SelectResult, Selector
 AUTHORS_CHAIN_LENGTH = 640  # 10 batches of 64 proposals per output sample in the MH-GAN reference code
 
 
-@dataclass
+@dataclass(frozen=True)
 class DRS(Selector):
     """Discriminator rejection sampling (Azadi et al.): accept a proposal with probability ``sigmoid(F)``, ``F = d - D_max - log(1 - exp(d - D_max - eps)) - gamma``; options as in the module docstring."""
     burn_in: int = 10_000
@@ -55,7 +56,7 @@ class DRS(Selector):
     max_proposals: int | None = None  # default: 1000 per requested sample
     gamma_per_chain: bool = False  # True: the authors' per-chain gamma, cap and argmax fallback
     chain_length: int | None = None  # proposals per chain (gamma_per_chain only; default 640, the authors')
-    name = "drs"
+    name: ClassVar[str] = "drs"
 
     def __post_init__(self) -> None:
         if not isinstance(self.burn_in, int) or self.burn_in < 1:

@@ -22,6 +22,7 @@ only the selected proposals' samples are generated again.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -32,12 +33,12 @@ from .base import Proposals, SelectResult, Selector
 CALIBRATIONS = ("isotonic", "logistic", None)
 
 
-@dataclass
+@dataclass(frozen=True)
 class MHGAN(Selector):
     """MH-GAN (Turner et al.): independent Metropolis-Hastings chains of ``chain_length`` proposals started at real data, with calibrated discriminator probabilities; options as in the module docstring."""
     chain_length: int = 640
     calibration: str | None = "isotonic"
-    name = "mhgan"
+    name: ClassVar[str] = "mhgan"
 
     def __post_init__(self) -> None:
         if not isinstance(self.chain_length, int) or self.chain_length < 1:

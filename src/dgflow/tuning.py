@@ -1,6 +1,6 @@
 """Automatic step size and number of steps (``eta="auto"``, ``steps="auto"``): one pilot run, before any batch.
 
-The controller of DGflow, DDLS and DOT. It runs the method on a fixed pilot set (``pilot``
+The controller of DGflow, DDLS and DOT, above the refine loop it runs (:func:`dgflow.loop.iterate`). It runs the method on a fixed pilot set (``pilot``
 latents drawn from their own per-sample streams), so the choice does not depend on the batch
 size, and every batch then uses the same step size and number of steps::
 
@@ -10,7 +10,8 @@ size, and every batch then uses the same step size and number of steps::
     stop    n*(h) = the first step at which the pilot's mean logit reaches d*: the refined
             samples then look, on average, as real to the discriminator as real data
             (never stopping after ``max_steps``)
-    size    the largest h of a geometric grid (factor sqrt 10) that passes a trust region:
+    size    the largest h of a geometric grid (factor sqrt 10, around the method's default step size;
+            h is the field the method names, ``step_size_name``) that passes a trust region:
               DGflow, DOT  n*(h) >= min_steps (no step covers more than 1/min_steps of the way
                            from the base level to d*) and rho >= 1/2, where
                            rho = (mean logit gained) / (gain predicted to first order,
@@ -30,18 +31,18 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from ..rng import SampleNoise
-from ..target import Target
+from .loop import iterate
+from .refiners.base import DrawInitial, Refiner, is_auto
+from .rng import SampleNoise
+from .target import Target
 
-AUTO = "auto"
 MALA_ACCEPTANCE = 0.574  # optimal acceptance rate of MALA (Roberts & Rosenthal 1998)
 TRUST_RATIO = 0.5  # accept a step size when the logit gains at least half its first-order prediction
 RATIO_STEPS = 5  # ... over the first steps of the pilot
@@ -50,47 +51,9 @@ PILOT_SEED = 0x9D2C5680  # the pilot's noise streams (its latents come from the 
 log = logging.getLogger("dgflow.auto")
 
 
-def is_auto(value: Any) -> bool:
-    """Whether an option's value is ``"auto"`` (any case)."""
-    return isinstance(value, str) and value.lower() == AUTO
-
-
 def grid(default: float, low: int = -3, high: int = 1) -> list[float]:
     """``default * 10^(k/2)`` for ``k = high .. low``: candidate step sizes, largest first."""
     return [float(f"{default * 10 ** (k / 2):.3g}") for k in range(2 * high, 2 * low - 1, -1)]
-
-
-@dataclass
-class AutoOptions:
-    """Options of the automatic choice, shared by every refiner (keyword-only).
-
-    ``heldout``: held-out real samples (the generator's output shape) whose mean logit is the
-    stopping level; without them the level is importance-weighted from the pilot's logits.
-    ``pilot``: pilot samples. ``max_steps``: the most steps ``steps="auto"`` may choose.
-    ``min_steps``: the trust region's number of steps (see the module docstring).
-    """
-
-    heldout: Tensor | None = field(default=None, kw_only=True, repr=False)
-    pilot: int = field(default=256, kw_only=True)
-    max_steps: int = field(default=100, kw_only=True)
-    min_steps: int = field(default=10, kw_only=True)
-
-    def check_auto_options(self) -> None:
-        """Check the pilot settings (``pilot``, ``max_steps``, ``min_steps``)."""
-        for name in ("pilot", "max_steps", "min_steps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < (2 if name == "pilot" else 1):
-                raise ValueError(f"{name} must be a whole number >= {2 if name == 'pilot' else 1}, got {value!r}")
-        if self.heldout is not None:
-            if not isinstance(self.heldout, Tensor) or self.heldout.ndim < 1 or len(self.heldout) < 2:
-                raise ValueError("heldout must be a tensor of at least 2 held-out real samples shaped like the "
-                                 f"generator's output, got {type(self.heldout).__name__}")
-            if not torch.isfinite(self.heldout).all():
-                raise ValueError("heldout (held-out real samples) contains NaN or inf")
-
-    def wants_auto(self, step_option: str) -> bool:
-        """Whether the step size ``step_option`` or ``steps`` is to be chosen by a pilot run."""
-        return is_auto(getattr(self, step_option)) or is_auto(self.steps)  # type: ignore[attr-defined]
 
 
 # ------------------------------------------------------------------------------------ the pilot
@@ -113,7 +76,7 @@ class Trajectory:
         return dataclasses.asdict(self)
 
 
-def run_pilot(method: Any, target: Target, z0: Tensor, noise: SampleNoise, level: float, steps: int,
+def run_pilot(method: Refiner, target: Target, z0: Tensor, noise: SampleNoise, level: float, steps: int,
               min_ratio: float | None = None) -> Trajectory:
     """Run ``method`` (its step size set) on the pilot latents ``z0`` for ``steps`` steps, or until the level
     (or, with ``min_ratio``, until the trust ratio of the first steps is known to be below it)."""
@@ -122,24 +85,23 @@ def run_pilot(method: Any, target: Target, z0: Tensor, noise: SampleNoise, level
     reached = 0 if means[0] >= level else None
     gained = predicted = 0.0
     accept: list[float] = []
-    for n in range(steps):
-        if reached is not None:
-            break
-        new = method.step(target, state, n, noise)
-        means.append(float(new.logit.double().mean()))
-        if n < RATIO_STEPS:
-            grad = method.logit_grad(target, state)
-            if grad is not None:
-                predicted += float((grad * (new.z - state.z)).flatten(1).sum(1).double().mean())
-                gained += means[-1] - means[-2]
-        log_alpha = method.log_acceptance(state, new, n) if hasattr(method, "log_acceptance") else None
-        if log_alpha is not None:
-            accept.append(float(log_alpha.double().clamp(max=0).exp().mean()))
-        if reached is None and means[-1] >= level:
-            reached = n + 1
-        state = new
-        if min_ratio is not None and n + 1 == RATIO_STEPS and not (predicted > 0 and gained >= min_ratio * predicted):
-            break  # rejected by the trust region: no need to run on
+    if reached is None and steps > 0:
+        for n, new, info in iterate(method, target, state, noise):
+            means.append(float(new.logit.double().mean()))
+            if n < RATIO_STEPS:
+                grad = method.logit_grad(target, state)
+                if grad is not None:
+                    predicted += float((grad * (new.z - state.z)).flatten(1).sum(1).double().mean())
+                    gained += means[-1] - means[-2]
+            if info.log_acceptance is not None:
+                accept.append(float(info.log_acceptance.double().clamp(max=0).exp().mean()))
+            if means[-1] >= level:
+                reached = n + 1
+            state = new
+            trust_failed = (min_ratio is not None and n + 1 == RATIO_STEPS
+                            and not (predicted > 0 and gained >= min_ratio * predicted))
+            if reached is not None or n + 1 == steps or trust_failed:  # (trust failed: no need to run on)
+                break
     ratio = gained / predicted if predicted > 0 else None
     return Trajectory(size=0.0, mean_logit=means, reached=reached, ratio=ratio,
                       acceptance=sum(accept) / len(accept) if accept else None)
@@ -167,28 +129,30 @@ def stopping_level(target: Target, base_logits: Tensor, heldout: Tensor | None,
 # ------------------------------------------------------------------------------------ the choice
 
 
-def tune(refiner: Any, draw: Callable[[str, int], tuple[Tensor, Target]], step_option: str,
-         candidates: Sequence[float], criterion: str = "trust-region") -> dict[str, Any]:
-    """Set ``refiner.<step_option>`` and/or ``refiner.steps`` where they are ``"auto"``; return the evidence.
+def tune(refiner: Refiner, draw: DrawInitial) -> tuple[Refiner, dict[str, Any]]:
+    """``refiner`` with its step size and/or ``steps`` chosen where they are ``"auto"``, and the evidence.
 
-    ``criterion``: "trust-region" (DGflow, DOT) or "mala" (DDLS); see the module docstring.
+    The step size is the field ``refiner.step_size_name``; the candidates are :func:`grid` around its
+    default over ``refiner.auto_grid``; ``refiner.auto_criterion``: "trust-region" (DGflow, DOT) or
+    "mala" (DDLS); see the module docstring.
     """
+    option, criterion = refiner.step_size_name, refiner.auto_criterion
     z0, target = draw("auto-pilot", refiner.pilot)
     noise = SampleNoise(PILOT_SEED, torch.arange(refiner.pilot), z0.device)
     with torch.no_grad():
         base = target.discriminate(target.sample(z0))
     level, source = stopping_level(target, base, refiner.heldout)
-    auto_size, auto_steps = is_auto(getattr(refiner, step_option)), is_auto(refiner.steps)
+    auto_size, auto_steps = is_auto(refiner.step_size), is_auto(refiner.steps)
     horizon = refiner.max_steps if auto_steps else refiner.steps
     need = refiner.min_steps if auto_steps else refiner.steps
-    sizes = list(candidates) if auto_size else [getattr(refiner, step_option)]
+    sizes = grid(refiner.default_step_size(), *refiner.auto_grid) if auto_size else [refiner.step_size]
     trials: list[Trajectory] = []
     chosen: Trajectory | None = None
     # MALA's acceptance is judged on a short run; the trust region on the run to the level
     judge_steps = min(horizon, ACCEPTANCE_STEPS) if criterion == "mala" and auto_size else horizon
     for h in sizes:
         early_reject = TRUST_RATIO if criterion == "trust-region" and auto_size else None
-        t = _pilot(refiner, step_option, h, judge_steps, target, z0, noise, level, early_reject)
+        t = _pilot(refiner, h, judge_steps, target, z0, noise, level, early_reject)
         trials.append(t)
         t.accepted, t.why = _judge(t, need, criterion, auto_size)
         if t.accepted:
@@ -198,25 +162,23 @@ def tune(refiner: Any, draw: Callable[[str, int], tuple[Tensor, Target]], step_o
         chosen = trials[-1]
         chosen.why += "; no candidate passed, taking the smallest"
     if judge_steps < horizon and auto_steps:  # run the chosen step size on to the level
-        full = _pilot(refiner, step_option, chosen.size, horizon, target, z0, noise, level)
+        full = _pilot(refiner, chosen.size, horizon, target, z0, noise, level)
         chosen.mean_logit, chosen.reached = full.mean_logit, full.reached
     steps = (chosen.reached if chosen.reached is not None else horizon) if auto_steps else refiner.steps
-    if auto_size:
-        setattr(refiner, step_option, chosen.size)
-    refiner.steps = steps
-    reason = _reason(step_option, chosen, steps, level, source, auto_size, auto_steps, horizon, need, criterion)
+    size = chosen.size if auto_size else refiner.step_size
+    reason = _reason(option, chosen, steps, level, source, auto_size, auto_steps, horizon, need, criterion)
     log.info("%s: %s", refiner.name, reason)
-    return {"auto": {
-        "chosen": {step_option: chosen.size, "steps": steps}, "reason": reason, "level": level,
+    return dataclasses.replace(refiner, **{option: size}, steps=steps), {"auto": {
+        "chosen": {option: chosen.size, "steps": steps}, "reason": reason, "level": level,
         "level_source": source, "base_mean_logit": float(base.double().mean()), "criterion": criterion,
-        "pilot": refiner.pilot, "horizon": horizon, "min_steps": need, "step_option": step_option,
+        "pilot": refiner.pilot, "horizon": horizon, "min_steps": need, "step_option": option,
         "trials": [t.record() for t in trials]}}
 
 
-def _pilot(refiner: Any, step_option: str, size: float, steps: int, target: Target, z0: Tensor,
-           noise: SampleNoise, level: float, min_ratio: float | None = None) -> Trajectory:
+def _pilot(refiner: Refiner, size: float, steps: int, target: Target, z0: Tensor, noise: SampleNoise,
+           level: float, min_ratio: float | None = None) -> Trajectory:
     # one step more than run, so that every state run to carries its gradient (acceptance statistics)
-    method = dataclasses.replace(refiner, **{step_option: size, "steps": steps + 1}, heldout=None)
+    method = dataclasses.replace(refiner, **{refiner.step_size_name: size}, steps=steps + 1, heldout=None)
     t = run_pilot(method, target, z0, noise, level, steps, min_ratio)
     t.size = size
     return t
@@ -267,7 +229,7 @@ def plot_pilot(auto: dict[str, Any], path: str | Path, title: str = "") -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .. import io
+    from . import io
 
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     opt = auto["step_option"]
@@ -284,26 +246,3 @@ def plot_pilot(auto: dict[str, Any], path: str | Path, title: str = "") -> None:
     fig.tight_layout()
     io.save_figure(fig, path, dpi=110)
     plt.close(fig)
-
-
-def autotune(generator: Any, discriminator: Any, method: str = "dgflow", *, labels: Tensor | None = None,
-             **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Only the pilot of ``dgflow.refine(..., eta="auto", steps="auto")``: returns the method's options with
-    every ``"auto"`` replaced by the value chosen, and the evidence (``info["auto"]``).
-
-    For runs split over several ``refine`` calls (the config runner, several processes): tune once,
-    then pass the returned options to every call. ``kwargs`` are :func:`dgflow.refine`'s (``latent_shape``,
-    ``prior``, ``corrector``, ``seed``, ``device``, the method's options, ...); ``labels``: the classes of a
-    conditional model.
-    """
-    from ..api import refine
-
-    for key in ("z", "n", "sample_ids", "save_interval", "keep_samples"):
-        if key in kwargs:
-            raise TypeError(f"autotune takes no {key!r}: it draws its own pilot samples")
-    n = 1 if labels is None else len(labels)
-    res = refine(generator, discriminator, method=method, n=n, labels=labels, save_interval=None,
-                 keep_samples=False, **kwargs)
-    options = dict(res.options)
-    options.pop("heldout", None)
-    return options, res.info.get("auto", {})
