@@ -1,8 +1,10 @@
 """Automatic step size and number of steps (``eta="auto"``, ``steps="auto"``): one pilot run, before any batch.
 
-The controller of DGflow, DDLS and DOT, above the refine loop it runs (:func:`dgflow.loop.iterate`). It runs the method on a fixed pilot set (``pilot``
-latents drawn from their own per-sample streams), so the choice does not depend on the batch
-size, and every batch then uses the same step size and number of steps::
+The controller of DGflow, DDLS and DOT, one layer above the refine loop whose steps it runs
+(:func:`dgflow.loop.iterate`). It runs the method on a fixed pilot set (``pilot`` latents drawn
+from their own per-sample streams), so the choice does not depend on the batch size, and every
+batch then uses the same step size and number of steps; it returns a new method
+(``dataclasses.replace``), never changes the one it is given::
 
     level   d* = mean of d over held-out real samples                       (heldout=...)
             d* = sum_i e^{d_i} d_i / sum_i e^{d_i} over the pilot's base samples   (otherwise:
@@ -17,7 +19,7 @@ size, and every batch then uses the same step size and number of steps::
                            rho = (mean logit gained) / (gain predicted to first order,
                            sum_i <grad d(z_i), z_i' - z_i> / M) over the first steps
               DDLS         the mean Metropolis acceptance probability of its Langevin proposals
-                           along the pilot's first 10 (unadjusted) steps is >= 0.574, the optimal
+                           (its steps' info) along the pilot's first 10 steps is >= 0.574, the optimal
                            MALA rate (Roberts & Rosenthal 1998)
 
 With ``steps`` given and only the step size automatic, ``min_steps`` is that number of steps:

@@ -13,6 +13,9 @@ Driven Latent Sampling", NeurIPS 2020.
 With an optimal discriminator the stationary law of ``g(z)`` is the data law; the
 Metropolis correction makes the chain exact for any step size (it requires
 ``noise_scale = 1``). Runs in latent space only (``log p_g(x)`` is unknown in data space).
+The proposal is the Langevin step shared with DGflow (:mod:`dgflow.refiners.langevin`); each
+step reports which moves were taken and the log Metropolis ratio of its proposals
+(:class:`~dgflow.refiners.base.StepInfo`: the run's ``acceptance_rate``, the pilot's statistic).
 ``eps="auto"`` / ``steps="auto"``: chosen once from a pilot run (:mod:`dgflow.tuning`;
 ``eps`` for a Metropolis acceptance rate of 0.574, the optimum of MALA).
 """
