@@ -15,7 +15,7 @@ import dgflow
 from dgflow import loop
 from dgflow.priors import make_prior
 from dgflow.ratio import DensityRatio
-from dgflow.refiners import DDLS, DGflow, DOT, REFINERS
+from dgflow.refiners import DDLS, DOT, REFINERS, DGflow
 from dgflow.refiners.base import Refiner, StepInfo
 from dgflow.refiners.langevin import langevin_step
 from dgflow.rng import SampleNoise

@@ -115,10 +115,10 @@ def refine(
         if refiner.wants_auto():
             refiner, evidence = tune(refiner, draw)
             info.update(evidence)
-        out = loop.run(refiner, target, z, seed=seed, sample_ids=ids, kept=loop.kept_steps(refiner.steps, save_interval),
-                       device=device, labels=labels, generator=latent_target if space == "data" else None,
-                       batch_size=batch_size, keep_samples=keep_samples, callback=callback, progress=progress,
-                       desc=f"refine ({method})")
+        kept = loop.kept_steps(refiner.steps, save_interval)
+        out = loop.run(refiner, target, z, seed=seed, sample_ids=ids, kept=kept, device=device, labels=labels,
+                       generator=latent_target if space == "data" else None, batch_size=batch_size,
+                       keep_samples=keep_samples, callback=callback, progress=progress, desc=f"refine ({method})")
     if out.acceptance_rate is not None:
         info["acceptance_rate"] = out.acceptance_rate
     return RefineResult(

@@ -21,8 +21,8 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from ..divergences import FDivergence, get_divergence
 from ..checks import check_positive
+from ..divergences import FDivergence, get_divergence
 from ..rng import SampleNoise
 from ..rows import per_sample
 from ..target import Evaluation, Target

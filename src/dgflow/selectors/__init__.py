@@ -1,6 +1,6 @@
 """Selection methods (keep or reject samples). Add one: a new file and one line in ``SELECTORS``."""
 
-from .base import Proposals, SelectResult, Selector
+from .base import Proposals, Selector, SelectResult
 from .drs import DRS
 from .mhgan import MHGAN
 

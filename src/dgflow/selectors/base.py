@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 import torch
 import torch.distributed as dist
 from torch import Tensor
-from ..progress import progress_bar as tqdm
 
 from .. import distributed
+from ..progress import progress_bar as tqdm
 from ..rng import SampleNoise
 from ..target import Target
 

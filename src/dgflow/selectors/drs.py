@@ -38,11 +38,10 @@ from typing import ClassVar
 import numpy as np
 import torch
 from torch import Tensor
-from ..progress import progress_bar as tqdm
 
 from ..checks import check_positive
-from .base import Proposals, SelectResult, Selector
-
+from ..progress import progress_bar as tqdm
+from .base import Proposals, Selector, SelectResult
 
 AUTHORS_CHAIN_LENGTH = 640  # 10 batches of 64 proposals per output sample in the MH-GAN reference code
 

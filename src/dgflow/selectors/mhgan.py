@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .base import Proposals, SelectResult, Selector
+from .base import Proposals, Selector, SelectResult
 
 CALIBRATIONS = ("isotonic", "logistic", None)
 
