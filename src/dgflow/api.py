@@ -79,7 +79,8 @@ def refine(
     on ``batch_size``. ``options`` go to the method (e.g. ``f``, ``eta``, ``gamma``, ``steps``);
     ``eta="auto"`` / ``steps="auto"`` (DDLS ``eps``, DOT ``lr``) are chosen once from a pilot run,
     optionally against ``heldout=`` real samples, and explained in ``info["auto"]``
-    (:mod:`dgflow.tuning`).
+    (:mod:`dgflow.tuning`). ``callback`` receives ``{"step", "state", "info", "sample_ids", "target"}``
+    after every step of every batch (:func:`dgflow.loop.run`).
     ``speed``: bf16 autocast, ``torch.compile``, channels-last, micro-batches under a memory cap
     (:class:`dgflow.speed.SpeedOptions`, e.g. ``speed={"autocast": "bf16", "max_batch_size": 128}``).
     """

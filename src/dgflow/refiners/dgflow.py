@@ -8,7 +8,8 @@ Ansari, Ang & Soh, "Refining Deep Generative Models via Discriminator Gradient F
 
 which is ``z_{n+1} = z_n - eta grad_z f'(p_g/mu) + sqrt(2 gamma eta) xi`` with
 ``s(d) = r f''(r)`` at ``r = exp(-d)`` (see :mod:`dgflow.divergences`). In data space
-(``space="data"``) the same update runs on ``x``. Latents of a bounded prior are
+(``space="data"``) the same update runs on ``x``. The update is the Langevin step shared with
+DDLS (:mod:`dgflow.refiners.langevin`). Latents of a bounded prior are
 clipped back into its support after each step. ``eta="auto"`` / ``steps="auto"``: chosen
 once from a pilot run (:mod:`dgflow.tuning`).
 """
