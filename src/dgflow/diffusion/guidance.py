@@ -31,9 +31,11 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from ..checks import check_int, check_labels, check_sample_ids, resolve_device
 from ..progress import progress_bar as tqdm
-
 from ..rng import SampleNoise
+from ..rows import per_sample
+from ..target import eval_mode
 from .denoisers import vp_time_to_sigma
 from .sampler import sample_edm
 
@@ -41,9 +43,9 @@ from .sampler import sample_edm
 DG_SIGMA_MIN = vp_time_to_sigma(0.01)
 
 
-@dataclass
+@dataclass(frozen=True)
 class DiscriminatorGuidance:
-    """The DG correction ``w c(x, sigma)`` of :func:`~dgflow.diffusion.sample_edm`.
+    """The DG correction ``w c(x, sigma)`` of :func:`~dgflow.diffusion.sample_edm` (its settings and ``c``).
 
     ``discriminator(x, sigma, labels)`` returns the logit ``log(d / (1 - d))`` (``[B]`` or
     ``[B, 1]``) for noisy ``x`` in the denoiser's (EDM) space. ``w_euler`` / ``w_heun`` weight
@@ -79,7 +81,7 @@ class DiscriminatorGuidance:
         lo, hi = (float(v) for v in self.sigma_range)
         if not 0 <= lo < hi:
             raise ValueError(f"sigma_range must be (low, high) with 0 <= low < high, got {self.sigma_range!r}")
-        self.sigma_range = (lo, hi)
+        object.__setattr__(self, "sigma_range", (lo, hi))  # frozen: set once, normalised
         for name in ("boost_period", "boost_weight_period"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -91,6 +93,10 @@ class DiscriminatorGuidance:
             if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 < c < 0.5:
                 raise ValueError(f"clip must be a number in (0, 0.5) (the authors' 1e-5) or None (no clipping), "
                                  f"got {c!r}")
+
+    def correction(self, latents: Tensor, labels: Tensor | None = None) -> DGCorrection:
+        """The guidance of one batch of :func:`~dgflow.diffusion.sample_edm` (networks in ``latents``' dtype)."""
+        return DGCorrection(self, latents, labels)
 
     @property
     def logit_bound(self) -> float:
@@ -130,6 +136,50 @@ class DiscriminatorGuidance:
         grad[idx] = g.to(x.dtype)
         log_ratio[idx] = logit.detach().double()
         return grad, log_ratio
+
+
+class DGCorrection:
+    """Discriminator Guidance in one batch of EDM's sampler: the DG authors' additions to ``edm_sampler``.
+
+    Euler stage ``d -= w_1 t_hat c(x_hat, t_hat)``, Heun stage ``d' -= w_2 t_next c(x_next, t_next)``
+    (``d = -t * score``, so this adds ``w c`` to the score). Boosting: samples whose last log-ratio
+    was negative get ``S_churn = 4``, ``S_noise = 1`` every 5th step and weight ``2 w_1`` every 2nd.
+    The discriminator runs in the latents' dtype; the terms are returned in the sampler's.
+    """
+
+    def __init__(self, guidance: DiscriminatorGuidance, latents: Tensor, labels: Tensor | None = None):
+        self.guidance, self.labels, self.net_dtype = guidance, labels, latents.dtype
+        self.log_ratio = torch.full((len(latents),), math.inf, dtype=torch.float64, device=latents.device)  # not yet measured: never boosted
+
+    def churn(self, i: int, S_churn: Tensor, S_noise: Tensor) -> tuple[Tensor, Tensor]:
+        g = self.guidance
+        if not (g.boosting and i % g.boost_period == 0):
+            return S_churn, S_noise
+        boosted = self.log_ratio < 0
+        return S_churn.masked_fill(boosted, g.boost_churn), S_noise.masked_fill(boosted, g.boost_noise)
+
+    def euler(self, i: int, x_hat: Tensor, t_hat: Tensor) -> Tensor | float:
+        g = self.guidance
+        if g.w_euler == 0:
+            return 0.0
+        c, self.log_ratio = self._c(x_hat, t_hat)
+        w = torch.full_like(t_hat, float(g.w_euler))
+        if g.boosting and i % g.boost_weight_period == 0:
+            w = torch.where(self.log_ratio < 0, 2 * w, w)
+        return per_sample(w * t_hat, x_hat) * c
+
+    def heun(self, i: int, x_next: Tensor, t_next: Tensor) -> Tensor | float:
+        if self.guidance.w_heun == 0:
+            return 0.0
+        c, _ = self._c(x_next, t_next)
+        return per_sample(float(self.guidance.w_heun) * t_next, x_next) * c
+
+    def info(self) -> dict[str, Tensor]:
+        return {"log_ratio": self.log_ratio}
+
+    def _c(self, x: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
+        c, log_ratio = self.guidance.log_ratio_grad(x.to(self.net_dtype), sigma.to(self.net_dtype), self.labels)
+        return c.to(x.dtype), log_ratio
 
 
 @dataclass
@@ -188,9 +238,6 @@ def guide(
     ``dtype=torch.float64`` (EDM's choice; the networks run in the latents' dtype, float32 for
     drawn latents; ``None``: the latents' dtype throughout). See :class:`DiscriminatorGuidance`.
     """
-    from ..checks import check_int, check_labels, check_sample_ids, resolve_device
-    from ..target import eval_mode
-
     check_int("batch_size", batch_size, 1)
     if latents is None:
         if n is None or shape is None:
