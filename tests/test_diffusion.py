@@ -298,7 +298,7 @@ def test_edm_preconditioning_is_exact_for_an_exact_network():
     (dict(steps=1), "steps must be a whole number >= 2"),
     (dict(sigma_min=1.0, sigma_max=0.5), "sigma_min < sigma_max"),
     (dict(rho=0), "rho must be > 0"),
-    (dict(S_churn=-1.0), "S_churn must be >= 0"),
+    (dict(S_churn=-1.0), "S_churn must be a finite number >= 0"),
 ])
 def test_sampler_settings_are_checked(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -31,7 +31,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from ..checks import check_int, check_labels, check_sample_ids, resolve_device
+
+from ..checks import check_int, check_labels, check_positive, check_sample_ids, resolve_device
 from ..progress import progress_bar as tqdm
 from ..rng import SampleNoise
 from ..rows import per_sample
@@ -82,12 +83,9 @@ class DiscriminatorGuidance:
         if not 0 <= lo < hi:
             raise ValueError(f"sigma_range must be (low, high) with 0 <= low < high, got {self.sigma_range!r}")
         object.__setattr__(self, "sigma_range", (lo, hi))  # frozen: set once, normalised
-        for name in ("boost_period", "boost_weight_period"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
-        if self.boost_noise < 0:
-            raise ValueError(f"boost_noise must be >= 0, got {self.boost_noise!r}")
+        check_int("boost_period", self.boost_period, 1)
+        check_int("boost_weight_period", self.boost_weight_period, 1)
+        check_positive("boost_noise", self.boost_noise, allow_zero=True)
         if self.clip is not None:
             c = self.clip
             if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 < c < 0.5:
@@ -263,20 +261,19 @@ def guide(
     settings = dict(steps=steps, sigma_min=sigma_min, sigma_max=sigma_max, rho=rho, S_churn=S_churn, S_min=S_min,
                     S_max=S_max, S_noise=S_noise)
     xs = []
-    with eval_mode(denoiser, *([discriminator] if discriminator is not None else [])):  # frozen, eval mode
-        with tqdm(total=n, desc="DG sampler" if guidance else "EDM sampler", disable=None if progress else True,
-                  leave=False) as bar:
-            for index in torch.arange(n).split(batch_size):
-                if latents is None:
-                    z = SampleNoise(seed, ids[index], device).normal(tuple(shape), stream="latents")
-                else:
-                    z = latents[index].to(device)
-                lab = None if labels is None else labels[index].to(device)
-                with torch.no_grad():
-                    x = sample_edm(denoiser, z, labels=lab, guidance=guidance, seed=seed, sample_ids=ids[index],
-                                   callback=callback, dtype=dtype, **settings)
-                xs.append(x.cpu())
-                bar.update(len(index))
+    networks = [m for m in (denoiser, discriminator) if m is not None]
+    with eval_mode(*networks), torch.no_grad(), tqdm(total=n, desc="DG sampler" if guidance else "EDM sampler",
+                                                      disable=None if progress else True, leave=False) as bar:
+        for index in torch.arange(n).split(batch_size):  # eval mode, frozen weights: as refine and select
+            if latents is None:
+                z = SampleNoise(seed, ids[index], device).normal(tuple(shape), stream="latents")
+            else:
+                z = latents[index].to(device)
+            lab = None if labels is None else labels[index].to(device)
+            x = sample_edm(denoiser, z, labels=lab, guidance=guidance, seed=seed, sample_ids=ids[index],
+                           callback=callback, dtype=dtype, **settings)
+            xs.append(x.cpu())
+            bar.update(len(index))
     options = {**settings, "w_euler": w_euler, "w_heun": w_heun, "sigma_range": list(sigma_range),
                "boosting": boosting, "clip": clip, "boost_noise": boost_noise,
                "dtype": None if dtype is None else str(dtype).removeprefix("torch."), "guided": guidance is not None}

@@ -30,8 +30,9 @@ from typing import Any, Protocol
 
 import torch
 from torch import Tensor
-from ..progress import progress_bar as tqdm
 
+from ..checks import check_labels, check_positive, check_sample_ids
+from ..progress import progress_bar as tqdm
 from ..ratio import check_samples
 from ..rng import SampleNoise
 from ..rows import per_sample
@@ -112,10 +113,7 @@ def sample_edm(
     (their outputs are cast up, as EDM casts ``net(...)`` to float64), and the samples are
     returned in the latents' dtype.
     """
-    B, ids = _check_batch(latents, labels, sample_ids)
-    for name, value in (("S_churn", S_churn), ("S_min", S_min), ("S_noise", S_noise)):
-        if not value >= 0:
-            raise ValueError(f"{name} must be >= 0, got {value!r}")
+    B, ids, labels = _check_inputs(latents, labels, sample_ids, S_churn=S_churn, S_min=S_min, S_noise=S_noise)
     sigma_min = max(sigma_min, getattr(denoiser, "sigma_min", 0.0))  # the noise levels the network supports
     sigma_max = min(sigma_max, getattr(denoiser, "sigma_max", math.inf))
     round_sigma = getattr(denoiser, "round_sigma", _unrounded)
@@ -138,16 +136,16 @@ def sample_edm(
         x_cur = x_next
 
         # Increase noise temporarily (per sample: a correction may boost it).
-        churn = torch.full((B,), float(S_churn), dtype=work, device=device)
-        noise = torch.full((B,), float(S_noise), dtype=work, device=device)
+        S_churn_i = torch.full((B,), float(S_churn), dtype=work, device=device)
+        S_noise_i = torch.full((B,), float(S_noise), dtype=work, device=device)
         if correction is not None:
-            churn, noise = correction.churn(i, churn, noise)
-        gamma = (churn / steps).clamp(max=math.sqrt(2) - 1) if S_min <= t_cur <= S_max else torch.zeros_like(churn)
+            S_churn_i, S_noise_i = correction.churn(i, S_churn_i, S_noise_i)
+        gamma = (S_churn_i / steps).clamp(max=math.sqrt(2) - 1) if S_min <= t_cur <= S_max else torch.zeros_like(S_churn_i)
         t_hat = round_sigma(t_cur * (1 + gamma))
         x_hat = x_cur
         if bool((t_hat > t_cur).any()):
             eps = randn.normal(x_cur.shape[1:], step=i, stream="churn", dtype=work)
-            x_hat = x_cur + per_sample((t_hat**2 - t_cur**2).clamp(min=0).sqrt() * noise, x_cur) * eps
+            x_hat = x_cur + per_sample((t_hat**2 - t_cur**2).clamp(min=0).sqrt() * S_noise_i, x_cur) * eps
 
         # Euler step.
         denoised = net(x_hat, t_hat)
@@ -183,9 +181,10 @@ def _work_dtype(dtype: torch.dtype | None, latents: Tensor) -> torch.dtype:
     return dtype
 
 
-def _check_batch(latents: Tensor, labels: Tensor | None,
-                 sample_ids: Tensor | Sequence[int] | None) -> tuple[int, Tensor]:
-    """The batch size and the sample ids (default ``0 .. B-1``), after checking latents, labels and ids agree."""
+def _check_inputs(latents: Tensor, labels: Tensor | None, sample_ids: Tensor | Sequence[int] | None,
+                  **churn: float) -> tuple[int, Tensor, Tensor | None]:
+    """The batch size, sample ids (default ``0 .. B-1``) and labels, after checking the latents, that ids
+    and labels hold one entry per latent, and that the churn settings are >= 0."""
     if not isinstance(latents, Tensor):
         raise TypeError(f"latents must be a torch.Tensor of standard-normal draws [B, *shape], got {type(latents).__name__}")
     if latents.ndim < 2:
@@ -196,9 +195,7 @@ def _check_batch(latents: Tensor, labels: Tensor | None,
     if not torch.isfinite(latents).all():
         raise ValueError("latents contain NaN or inf")
     B = len(latents)
-    ids = torch.arange(B) if sample_ids is None else torch.as_tensor(sample_ids, dtype=torch.int64)
-    if ids.shape != (B,):
-        raise ValueError(f"sample_ids must hold one id per latent ({B}), got shape {tuple(ids.shape)}")
-    if labels is not None and len(labels) != B:
-        raise ValueError(f"labels must hold one label per latent ({B}), got {len(labels)}")
-    return B, ids
+    ids = torch.arange(B) if sample_ids is None else check_sample_ids(sample_ids, B)
+    for name, value in churn.items():
+        check_positive(name, value, allow_zero=True)
+    return B, ids, check_labels(labels, B)
