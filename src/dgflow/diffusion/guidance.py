@@ -38,7 +38,7 @@ from ..rng import SampleNoise
 from ..rows import per_sample
 from ..target import eval_mode
 from .denoisers import vp_time_to_sigma
-from .sampler import sample_edm
+from .sampler import Correction, sample_edm
 
 # The authors apply guidance for VP time t >= 0.01, i.e. sigma >= 0.0447 (no upper limit).
 DG_SIGMA_MIN = vp_time_to_sigma(0.01)
@@ -136,7 +136,7 @@ class DiscriminatorGuidance:
         return grad, log_ratio
 
 
-class DGCorrection:
+class DGCorrection(Correction):
     """Discriminator Guidance in one batch of EDM's sampler: the DG authors' additions to ``edm_sampler``.
 
     Euler stage ``d -= w_1 t_hat c(x_hat, t_hat)``, Heun stage ``d' -= w_2 t_next c(x_next, t_next)``

@@ -63,17 +63,25 @@ class Correction(Protocol):
     (``t`` times the weighted score correction); ``info`` is added to the callback's dict.
     """
 
-    def churn(self, i: int, S_churn: Tensor, S_noise: Tensor) -> tuple[Tensor, Tensor]: ...
-    def euler(self, i: int, x_hat: Tensor, t_hat: Tensor) -> Tensor | float: ...
-    def heun(self, i: int, x_next: Tensor, t_next: Tensor) -> Tensor | float: ...
-    def info(self) -> dict[str, Any]: ...
+    def churn(self, i: int, S_churn: Tensor, S_noise: Tensor) -> tuple[Tensor, Tensor]:
+        """Step ``i``'s per-sample ``(S_churn, S_noise)`` (``[B]``), from the sampler's settings given."""
+
+    def euler(self, i: int, x_hat: Tensor, t_hat: Tensor) -> Tensor | float:
+        """The term subtracted from ``d = (x_hat - D(x_hat; t_hat)) / t_hat`` (``t_hat`` ``[B]``)."""
+
+    def heun(self, i: int, x_next: Tensor, t_next: Tensor) -> Tensor | float:
+        """The term subtracted from ``d' = (x_next - D(x_next; t_next)) / t_next`` (``t_next`` ``[B]``)."""
+
+    def info(self) -> dict[str, Any]:
+        """Entries added to the callback's dict after each step."""
 
 
 class Guidance(Protocol):
     """Makes the :class:`Correction` of one batch (e.g. :class:`~dgflow.diffusion.DiscriminatorGuidance`):
     ``latents`` are in the networks' dtype, ``labels`` one per sample or None."""
 
-    def correction(self, latents: Tensor, labels: Tensor | None) -> Correction: ...
+    def correction(self, latents: Tensor, labels: Tensor | None) -> Correction:
+        """A fresh correction for the batch of ``latents`` (and ``labels``) about to be sampled."""
 
 
 def sample_edm(
