@@ -141,13 +141,15 @@ class DGCorrection(Correction):
 
     Euler stage ``d -= w_1 t_hat c(x_hat, t_hat)``, Heun stage ``d' -= w_2 t_next c(x_next, t_next)``
     (``d = -t * score``, so this adds ``w c`` to the score). Boosting: samples whose last log-ratio
-    was negative get ``S_churn = 4``, ``S_noise = 1`` every 5th step and weight ``2 w_1`` every 2nd.
-    The discriminator runs in the latents' dtype; the terms are returned in the sampler's.
+    was negative get ``S_churn = boost_churn``, ``S_noise = boost_noise`` (4 and 1) every ``boost_period``
+    (5) steps and weight ``2 w_1`` every ``boost_weight_period`` (2). The discriminator runs in the
+    latents' dtype; the terms are returned in the sampler's.
     """
 
     def __init__(self, guidance: DiscriminatorGuidance, latents: Tensor, labels: Tensor | None = None):
         self.guidance, self.labels, self.net_dtype = guidance, labels, latents.dtype
-        self.log_ratio = torch.full((len(latents),), math.inf, dtype=torch.float64, device=latents.device)  # not yet measured: never boosted
+        # the last log-ratio per sample; +inf until measured, so nothing is boosted before
+        self.log_ratio = torch.full((len(latents),), math.inf, dtype=torch.float64, device=latents.device)
 
     def churn(self, i: int, S_churn: Tensor, S_noise: Tensor) -> tuple[Tensor, Tensor]:
         g = self.guidance

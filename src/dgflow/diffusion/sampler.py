@@ -56,7 +56,7 @@ def edm_sigmas(steps: int = 18, sigma_min: float = 0.002, sigma_max: float = 80.
 
 
 class Correction(Protocol):
-    """A guidance method's addition to one batch of :func:`sample_edm` (DG: :class:`~dgflow.diffusion.guidance.DGCorrection`).
+    """A guidance method's addition to one batch of :func:`sample_edm` (DG: :class:`~dgflow.diffusion.DGCorrection`).
 
     ``churn`` returns step ``i``'s per-sample ``S_churn`` and ``S_noise`` (``[B]``; boosting raises
     them); ``euler`` and ``heun`` return the term subtracted from that stage's ``d = (x - D(x; t)) / t``
@@ -132,7 +132,7 @@ def sample_edm(
     def net(x: Tensor, t: Tensor) -> Tensor:  # the denoiser sees the latents' dtype; the sampler works in `work`
         x_net, t_net = x.to(latents.dtype), t.to(latents.dtype)
         out = denoiser(x_net, t_net, labels) if labels is not None else denoiser(x_net, t_net)
-        return check_samples(out, B, "the denoiser").to(work)  # a NaN denoiser is named before the discriminator sees it
+        return check_samples(out, B, "the denoiser").to(work)  # a NaN denoiser is named before guidance sees it
 
     # Time step discretization.
     t_steps = edm_sigmas(steps, sigma_min, sigma_max, rho, round_sigma).to(device, work)
@@ -148,7 +148,8 @@ def sample_edm(
         S_noise_i = torch.full((B,), float(S_noise), dtype=work, device=device)
         if correction is not None:
             S_churn_i, S_noise_i = correction.churn(i, S_churn_i, S_noise_i)
-        gamma = (S_churn_i / steps).clamp(max=math.sqrt(2) - 1) if S_min <= t_cur <= S_max else torch.zeros_like(S_churn_i)
+        in_range = S_min <= t_cur <= S_max
+        gamma = (S_churn_i / steps).clamp(max=math.sqrt(2) - 1) if in_range else torch.zeros_like(S_churn_i)
         t_hat = round_sigma(t_cur * (1 + gamma))
         x_hat = x_cur
         if bool((t_hat > t_cur).any()):
