@@ -135,6 +135,45 @@ def test_boosting_adds_churn_and_weight_only_where_the_ratio_is_negative():
     assert torch.all(calls[5]["sigma_hat"][neg] > sigma5) and torch.all(calls[5]["sigma_hat"][~neg] == sigma5)
 
 
+class ScoreFix:
+    """A hand-written correction (the :class:`dgflow.diffusion.sampler.Correction` protocol): the exact score
+    difference TARGET - WRONG, so ``d`` (= -sigma * score) loses ``(D_target - D_wrong) / sigma``; optionally a
+    fixed churn for every sample."""
+
+    def __init__(self, S_churn=None, exact=True):
+        self.S_churn, self.exact = S_churn, exact
+
+    def correction(self, latents, labels):  # the Guidance protocol: one correction per batch
+        return self
+
+    def churn(self, i, S_churn, S_noise):
+        return (S_churn if self.S_churn is None else torch.full_like(S_churn, self.S_churn)), S_noise
+
+    def euler(self, i, x, sigma):
+        return (TARGET(x, sigma) - WRONG(x, sigma)) / sigma[:, None] if self.exact else 0.0
+
+    heun = euler
+
+    def info(self):
+        return {"fixed": True}
+
+
+def test_a_correction_plugs_into_the_euler_and_heun_stages():
+    z = latents(500)
+    calls = []
+    fixed = sample_edm(WRONG, z, guidance=ScoreFix(), callback=calls.append)
+    assert torch.allclose(fixed, sample_edm(TARGET, z), rtol=0, atol=1e-10)
+    assert not torch.allclose(sample_edm(WRONG, z), sample_edm(TARGET, z), atol=1e-2)
+    assert calls[-1]["fixed"] and "log_ratio" not in calls[-1]  # a correction's info() reaches the callback
+
+
+def test_a_correction_sets_the_churn():
+    z = latents(200)
+    churned = sample_edm(TARGET, z, S_churn=5.0, seed=3)
+    assert torch.equal(sample_edm(TARGET, z, seed=3, guidance=ScoreFix(S_churn=5.0, exact=False)), churned)
+    assert not torch.equal(churned, sample_edm(TARGET, z, seed=3))
+
+
 # ------------------------------------------------------------------------------------ reproducibility
 
 
@@ -259,7 +298,7 @@ def test_edm_preconditioning_is_exact_for_an_exact_network():
     (dict(steps=1), "steps must be a whole number >= 2"),
     (dict(sigma_min=1.0, sigma_max=0.5), "sigma_min < sigma_max"),
     (dict(rho=0), "rho must be > 0"),
-    (dict(S_churn=-1.0), "S_churn must be >= 0"),
+    (dict(S_churn=-1.0), "S_churn must be a finite number >= 0"),
 ])
 def test_sampler_settings_are_checked(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -31,19 +31,22 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from ..progress import progress_bar as tqdm
 
+from ..checks import check_int, check_labels, check_positive, check_sample_ids, resolve_device
+from ..progress import progress_bar as tqdm
 from ..rng import SampleNoise
+from ..rows import per_sample
+from ..target import eval_mode
 from .denoisers import vp_time_to_sigma
-from .sampler import sample_edm
+from .sampler import Correction, sample_edm
 
 # The authors apply guidance for VP time t >= 0.01, i.e. sigma >= 0.0447 (no upper limit).
 DG_SIGMA_MIN = vp_time_to_sigma(0.01)
 
 
-@dataclass
+@dataclass(frozen=True)
 class DiscriminatorGuidance:
-    """The DG correction ``w c(x, sigma)`` of :func:`~dgflow.diffusion.sample_edm`.
+    """The DG correction ``w c(x, sigma)`` of :func:`~dgflow.diffusion.sample_edm` (its settings and ``c``).
 
     ``discriminator(x, sigma, labels)`` returns the logit ``log(d / (1 - d))`` (``[B]`` or
     ``[B, 1]``) for noisy ``x`` in the denoiser's (EDM) space. ``w_euler`` / ``w_heun`` weight
@@ -79,18 +82,19 @@ class DiscriminatorGuidance:
         lo, hi = (float(v) for v in self.sigma_range)
         if not 0 <= lo < hi:
             raise ValueError(f"sigma_range must be (low, high) with 0 <= low < high, got {self.sigma_range!r}")
-        self.sigma_range = (lo, hi)
-        for name in ("boost_period", "boost_weight_period"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
-        if self.boost_noise < 0:
-            raise ValueError(f"boost_noise must be >= 0, got {self.boost_noise!r}")
+        object.__setattr__(self, "sigma_range", (lo, hi))  # frozen: set once, normalised
+        check_int("boost_period", self.boost_period, 1)
+        check_int("boost_weight_period", self.boost_weight_period, 1)
+        check_positive("boost_noise", self.boost_noise, allow_zero=True)
         if self.clip is not None:
             c = self.clip
             if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 < c < 0.5:
                 raise ValueError(f"clip must be a number in (0, 0.5) (the authors' 1e-5) or None (no clipping), "
                                  f"got {c!r}")
+
+    def correction(self, latents: Tensor, labels: Tensor | None = None) -> DGCorrection:
+        """The guidance of one batch of :func:`~dgflow.diffusion.sample_edm` (networks in ``latents``' dtype)."""
+        return DGCorrection(self, latents, labels)
 
     @property
     def logit_bound(self) -> float:
@@ -130,6 +134,52 @@ class DiscriminatorGuidance:
         grad[idx] = g.to(x.dtype)
         log_ratio[idx] = logit.detach().double()
         return grad, log_ratio
+
+
+class DGCorrection(Correction):
+    """Discriminator Guidance in one batch of EDM's sampler: the DG authors' additions to ``edm_sampler``.
+
+    Euler stage ``d -= w_1 t_hat c(x_hat, t_hat)``, Heun stage ``d' -= w_2 t_next c(x_next, t_next)``
+    (``d = -t * score``, so this adds ``w c`` to the score). Boosting: samples whose last log-ratio
+    was negative get ``S_churn = boost_churn``, ``S_noise = boost_noise`` (4 and 1) every ``boost_period``
+    (5) steps and weight ``2 w_1`` every ``boost_weight_period`` (2). The discriminator runs in the
+    latents' dtype; the terms are returned in the sampler's.
+    """
+
+    def __init__(self, guidance: DiscriminatorGuidance, latents: Tensor, labels: Tensor | None = None):
+        self.guidance, self.labels, self.net_dtype = guidance, labels, latents.dtype
+        # the last log-ratio per sample; +inf until measured, so nothing is boosted before
+        self.log_ratio = torch.full((len(latents),), math.inf, dtype=torch.float64, device=latents.device)
+
+    def churn(self, i: int, S_churn: Tensor, S_noise: Tensor) -> tuple[Tensor, Tensor]:
+        g = self.guidance
+        if not (g.boosting and i % g.boost_period == 0):
+            return S_churn, S_noise
+        boosted = self.log_ratio < 0
+        return S_churn.masked_fill(boosted, g.boost_churn), S_noise.masked_fill(boosted, g.boost_noise)
+
+    def euler(self, i: int, x_hat: Tensor, t_hat: Tensor) -> Tensor | float:
+        g = self.guidance
+        if g.w_euler == 0:
+            return 0.0
+        c, self.log_ratio = self._c(x_hat, t_hat)
+        w = torch.full_like(t_hat, float(g.w_euler))
+        if g.boosting and i % g.boost_weight_period == 0:
+            w = torch.where(self.log_ratio < 0, 2 * w, w)
+        return per_sample(w * t_hat, x_hat) * c
+
+    def heun(self, i: int, x_next: Tensor, t_next: Tensor) -> Tensor | float:
+        if self.guidance.w_heun == 0:
+            return 0.0
+        c, _ = self._c(x_next, t_next)
+        return per_sample(float(self.guidance.w_heun) * t_next, x_next) * c
+
+    def info(self) -> dict[str, Tensor]:
+        return {"log_ratio": self.log_ratio}
+
+    def _c(self, x: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
+        c, log_ratio = self.guidance.log_ratio_grad(x.to(self.net_dtype), sigma.to(self.net_dtype), self.labels)
+        return c.to(x.dtype), log_ratio
 
 
 @dataclass
@@ -188,9 +238,6 @@ def guide(
     ``dtype=torch.float64`` (EDM's choice; the networks run in the latents' dtype, float32 for
     drawn latents; ``None``: the latents' dtype throughout). See :class:`DiscriminatorGuidance`.
     """
-    from ..checks import check_int, check_labels, check_sample_ids, resolve_device
-    from ..target import eval_mode
-
     check_int("batch_size", batch_size, 1)
     if latents is None:
         if n is None or shape is None:
@@ -216,20 +263,19 @@ def guide(
     settings = dict(steps=steps, sigma_min=sigma_min, sigma_max=sigma_max, rho=rho, S_churn=S_churn, S_min=S_min,
                     S_max=S_max, S_noise=S_noise)
     xs = []
-    with eval_mode(denoiser, *([discriminator] if discriminator is not None else [])):  # frozen, eval mode
-        with tqdm(total=n, desc="DG sampler" if guidance else "EDM sampler", disable=None if progress else True,
-                  leave=False) as bar:
-            for index in torch.arange(n).split(batch_size):
-                if latents is None:
-                    z = SampleNoise(seed, ids[index], device).normal(tuple(shape), stream="latents")
-                else:
-                    z = latents[index].to(device)
-                lab = None if labels is None else labels[index].to(device)
-                with torch.no_grad():
-                    x = sample_edm(denoiser, z, labels=lab, guidance=guidance, seed=seed, sample_ids=ids[index],
-                                   callback=callback, dtype=dtype, **settings)
-                xs.append(x.cpu())
-                bar.update(len(index))
+    networks = [m for m in (denoiser, discriminator) if m is not None]
+    with eval_mode(*networks), torch.no_grad(), tqdm(total=n, desc="DG sampler" if guidance else "EDM sampler",
+                                                      disable=None if progress else True, leave=False) as bar:
+        for index in torch.arange(n).split(batch_size):  # eval mode, frozen weights: as refine and select
+            if latents is None:
+                z = SampleNoise(seed, ids[index], device).normal(tuple(shape), stream="latents")
+            else:
+                z = latents[index].to(device)
+            lab = None if labels is None else labels[index].to(device)
+            x = sample_edm(denoiser, z, labels=lab, guidance=guidance, seed=seed, sample_ids=ids[index],
+                           callback=callback, dtype=dtype, **settings)
+            xs.append(x.cpu())
+            bar.update(len(index))
     options = {**settings, "w_euler": w_euler, "w_heun": w_heun, "sigma_range": list(sigma_range),
                "boosting": boosting, "clip": clip, "boost_noise": boost_noise,
                "dtype": None if dtype is None else str(dtype).removeprefix("torch."), "guided": guidance is not None}

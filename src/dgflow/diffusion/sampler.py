@@ -1,26 +1,22 @@
-"""EDM's Heun sampler (Karras et al. 2022, Algorithm 2) with Discriminator Guidance (Kim et al. 2023).
+"""EDM's Heun sampler (Karras et al. 2022, Algorithm 2), open to a correction such as Discriminator Guidance.
 
-Noise levels (EDM eq. 5), ``i = 0 .. N-1`` and ``sigma_N = 0``::
+Noise levels (EDM eq. 5), ``i = 0 .. N-1`` and ``t_N = 0``::
 
-    sigma_i = (sigma_max^(1/rho) + i / (N - 1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho
+    t_i = (sigma_max^(1/rho) + i / (N - 1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho
 
-One step from ``x_i`` at ``sigma_i`` (``d = -sigma * score``, score ``= (D(x; sigma) - x) / sigma^2``)::
+One step from ``x_i`` at ``t_i`` (``d = -t * score``, score ``= (D(x; t) - x) / t^2``)::
 
-    gamma   = min(S_churn / N, sqrt(2) - 1)  if S_min <= sigma_i <= S_max  else 0
-    s_hat   = sigma_i (1 + gamma);   x_hat = x_i + sqrt(s_hat^2 - sigma_i^2) S_noise xi,   xi ~ N(0, I)
-    d       = (x_hat - D(x_hat; s_hat)) / s_hat  -  w_1 s_hat c(x_hat, s_hat)          (Euler)
-    x_{i+1} = x_hat + (sigma_{i+1} - s_hat) d
-    if sigma_{i+1} > 0:                                                                    (Heun)
-        d'      = (x_{i+1} - D(x_{i+1}; sigma_{i+1})) / sigma_{i+1}  -  w_2 sigma_{i+1} c(x_{i+1}, sigma_{i+1})
-        x_{i+1} = x_hat + (sigma_{i+1} - s_hat) (d + d') / 2
+    gamma_i = min(S_churn / N, sqrt(2) - 1)  if S_min <= t_i <= S_max  else 0
+    t_hat   = t_i (1 + gamma_i);   x_hat = x_i + sqrt(t_hat^2 - t_i^2) S_noise eps,   eps ~ N(0, I)
+    d       = (x_hat - D(x_hat; t_hat)) / t_hat                                   (Euler)
+    x_{i+1} = x_hat + (t_{i+1} - t_hat) d
+    if t_{i+1} > 0:                                                               (Heun)
+        d'      = (x_{i+1} - D(x_{i+1}; t_{i+1})) / t_{i+1}
+        x_{i+1} = x_hat + (t_{i+1} - t_hat) (d + d') / 2
 
-``c(x, sigma) = grad_x log(d_phi / (1 - d_phi))`` is the discriminator-guidance correction of
-the score (:class:`~dgflow.diffusion.guidance.DiscriminatorGuidance`); ``-sigma c`` is its
-contribution to ``d``. With the Heun weight ``w_2 = 0`` (the authors' default) the averaged
-step carries only ``w_1 / 2`` of the correction, which is why their default ``w_1`` is 2.
-
-"Boosting" (the authors' EDM-G++ sampler): samples whose last log-ratio was negative get
-``S_churn = 4`` at every 5th step and a doubled guidance weight at every 2nd step.
+A :class:`Correction` (Discriminator Guidance: :class:`~dgflow.diffusion.guidance.DGCorrection`)
+subtracts its term from ``d`` and ``d'`` and may raise ``S_churn`` / ``S_noise`` per sample
+(the DG authors' boosting); without one this is EDM's ``edm_sampler``, line for line.
 
 Every random number is drawn per sample with :class:`dgflow.rng.SampleNoise`, so a sample's
 path depends only on ``(seed, sample id)``, not on the batch it is drawn in.
@@ -30,12 +26,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
-from ..progress import progress_bar as tqdm
 
+from ..checks import check_labels, check_positive, check_sample_ids
+from ..progress import progress_bar as tqdm
 from ..ratio import check_samples
 from ..rng import SampleNoise
 from ..rows import per_sample
@@ -58,6 +55,35 @@ def edm_sigmas(steps: int = 18, sigma_min: float = 0.002, sigma_max: float = 80.
     return torch.cat([sigmas, sigmas.new_zeros(1)])
 
 
+class Correction(Protocol):
+    """A guidance method's addition to one batch of :func:`sample_edm` (DG: :class:`~dgflow.diffusion.DGCorrection`).
+
+    ``churn`` returns step ``i``'s per-sample ``S_churn`` and ``S_noise`` (``[B]``; boosting raises
+    them); ``euler`` and ``heun`` return the term subtracted from that stage's ``d = (x - D(x; t)) / t``
+    (``t`` times the weighted score correction); ``info`` is added to the callback's dict.
+    """
+
+    def churn(self, i: int, S_churn: Tensor, S_noise: Tensor) -> tuple[Tensor, Tensor]:
+        """Step ``i``'s per-sample ``(S_churn, S_noise)`` (``[B]``), from the sampler's settings given."""
+
+    def euler(self, i: int, x_hat: Tensor, t_hat: Tensor) -> Tensor | float:
+        """The term subtracted from ``d = (x_hat - D(x_hat; t_hat)) / t_hat`` (``t_hat`` ``[B]``)."""
+
+    def heun(self, i: int, x_next: Tensor, t_next: Tensor) -> Tensor | float:
+        """The term subtracted from ``d' = (x_next - D(x_next; t_next)) / t_next`` (``t_next`` ``[B]``)."""
+
+    def info(self) -> dict[str, Any]:
+        """Entries added to the callback's dict after each step."""
+
+
+class Guidance(Protocol):
+    """Makes the :class:`Correction` of one batch (e.g. :class:`~dgflow.diffusion.DiscriminatorGuidance`):
+    ``latents`` are in the networks' dtype, ``labels`` one per sample or None."""
+
+    def correction(self, latents: Tensor, labels: Tensor | None) -> Correction:
+        """A fresh correction for the batch of ``latents`` (and ``labels``) about to be sampled."""
+
+
 def sample_edm(
     denoiser: Callable[..., Tensor],
     latents: Tensor,
@@ -71,21 +97,22 @@ def sample_edm(
     S_min: float = 0.0,
     S_max: float = math.inf,
     S_noise: float = 1.0,
-    guidance: Any | None = None,
+    guidance: Guidance | None = None,
     seed: int = 0,
     sample_ids: Tensor | Sequence[int] | None = None,
     callback: Callable[[dict[str, Any]], None] | None = None,
     progress: bool = False,
     dtype: torch.dtype | None = torch.float64,
 ) -> Tensor:
-    """Draw samples with EDM's Heun sampler from standard-normal ``latents`` ``[B, *shape]``.
+    """Draw samples with EDM's Heun sampler (``edm_sampler``) from standard-normal ``latents`` ``[B, *shape]``.
 
     ``denoiser(x, sigma, labels)`` is an EDM denoiser (``sigma`` ``[B]``); its ``sigma_min`` /
     ``sigma_max`` attributes, when present, narrow the schedule and its ``round_sigma`` rounds
-    the noise levels, as in EDM. ``guidance`` (a
-    :class:`~dgflow.diffusion.guidance.DiscriminatorGuidance`) adds the DG correction. Churn
+    the noise levels, as in EDM. ``guidance`` (e.g. a
+    :class:`~dgflow.diffusion.guidance.DiscriminatorGuidance`) adds its :class:`Correction`. Churn
     noise is keyed by ``(seed, sample_ids)`` (default ids ``0 .. B-1``). ``callback`` gets
-    ``{"i", "x", "sigma", "sigma_hat", "denoised", "log_ratio"}`` after every step.
+    ``{"i", "x", "sigma", "sigma_hat", "denoised"}`` and the correction's ``info()`` (DG:
+    ``"log_ratio"``) after every step.
 
     ``dtype``: the precision of the sampler's own arithmetic (positions, noise levels, churn
     noise, the Euler and Heun updates); float64 by default, as in EDM's ``edm_sampler``
@@ -94,74 +121,64 @@ def sample_edm(
     (their outputs are cast up, as EDM casts ``net(...)`` to float64), and the samples are
     returned in the latents' dtype.
     """
-    x0 = _check_latents(latents)
-    B, device = len(x0), x0.device
-    ids = torch.arange(B) if sample_ids is None else torch.as_tensor(sample_ids, dtype=torch.int64)
-    if ids.shape != (B,):
-        raise ValueError(f"sample_ids must hold one id per latent ({B}), got shape {tuple(ids.shape)}")
-    if labels is not None and len(labels) != B:
-        raise ValueError(f"labels must hold one label per latent ({B}), got {len(labels)}")
-    for name, value in (("S_churn", S_churn), ("S_min", S_min), ("S_noise", S_noise)):
-        if not value >= 0:
-            raise ValueError(f"{name} must be >= 0, got {value!r}")
-    sigma_min = max(sigma_min, getattr(denoiser, "sigma_min", 0.0))
+    B, ids, labels = _check_inputs(latents, labels, sample_ids, S_churn=S_churn, S_min=S_min, S_noise=S_noise)
+    sigma_min = max(sigma_min, getattr(denoiser, "sigma_min", 0.0))  # the noise levels the network supports
     sigma_max = min(sigma_max, getattr(denoiser, "sigma_max", math.inf))
-    round_sigma = getattr(denoiser, "round_sigma", None)
-    net_dtype = x0.dtype
-    work = _work_dtype(dtype, x0)
-    sigmas = edm_sigmas(steps, sigma_min, sigma_max, rho, round_sigma).to(device, work)
-    noise = SampleNoise(seed, ids, device)
-    boosting = guidance is not None and guidance.boosting
-    w_euler = 0.0 if guidance is None else float(guidance.w_euler)
-    w_heun = 0.0 if guidance is None else float(guidance.w_heun)
+    round_sigma = getattr(denoiser, "round_sigma", _unrounded)
+    work, device = _work_dtype(dtype, latents), latents.device
+    randn = SampleNoise(seed, ids, device)
+    correction = None if guidance is None else guidance.correction(latents, labels)
 
-    def D(x: Tensor, sigma: Tensor) -> Tensor:  # the networks see their own dtype; the sampler works in `work`
-        x_net, s_net = x.to(net_dtype), sigma.to(net_dtype)
-        out = denoiser(x_net, s_net, labels) if labels is not None else denoiser(x_net, s_net)
-        return check_samples(out, B, "the denoiser").to(work)  # a NaN denoiser is named before the discriminator sees it
+    def net(x: Tensor, t: Tensor) -> Tensor:  # the denoiser sees the latents' dtype; the sampler works in `work`
+        x_net, t_net = x.to(latents.dtype), t.to(latents.dtype)
+        out = denoiser(x_net, t_net, labels) if labels is not None else denoiser(x_net, t_net)
+        return check_samples(out, B, "the denoiser").to(work)  # a NaN denoiser is named before guidance sees it
 
-    def guidance_grad(x: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
-        grad, log_ratio = guidance.log_ratio_grad(x.to(net_dtype), sigma.to(net_dtype), labels)
-        return grad.to(work), log_ratio
+    # Time step discretization.
+    t_steps = edm_sigmas(steps, sigma_min, sigma_max, rho, round_sigma).to(device, work)
 
-    x = x0.to(work) * sigmas[0]
-    log_ratio = torch.full((B,), math.inf, dtype=torch.float64, device=device)  # nothing boosted before it is measured
+    # Main sampling loop.
+    x_next = latents.to(work) * t_steps[0]
     for i in tqdm(range(steps), desc="EDM sampler", disable=None if progress else True, leave=False):
-        s_cur, s_next = sigmas[i], sigmas[i + 1]
-        churn = torch.full((B,), float(S_churn), dtype=work, device=device)
-        s_noise = torch.full((B,), float(S_noise), dtype=work, device=device)
-        if boosting and i % guidance.boost_period == 0:
-            boosted = log_ratio < 0
-            churn[boosted] = guidance.boost_churn
-            s_noise[boosted] = guidance.boost_noise  # the authors: 1.000 for boosted samples
-        gamma = (churn / steps).clamp(max=math.sqrt(2) - 1) if S_min <= s_cur <= S_max else torch.zeros_like(churn)
-        s_hat = s_cur * (1 + gamma)
-        if round_sigma is not None:
-            s_hat = round_sigma(s_hat)
-        x_hat = x
-        if bool((s_hat > s_cur).any()):  # increase the noise temporarily
-            xi = noise.normal(x.shape[1:], step=i, stream="churn", dtype=work)
-            x_hat = x + per_sample((s_hat**2 - s_cur**2).clamp(min=0).sqrt() * s_noise, x) * xi
-        denoised = D(x_hat, s_hat)
-        d = (x_hat - denoised) / per_sample(s_hat, x)  # Euler step
-        if w_euler != 0:
-            grad, log_ratio = guidance_grad(x_hat, s_hat)
-            w = torch.full((B,), w_euler, dtype=work, device=device)
-            if boosting and i % guidance.boost_weight_period == 0:
-                w[log_ratio < 0] *= 2
-            d = d - per_sample(w * s_hat, x) * grad
-        x_next = x_hat + per_sample(s_next - s_hat, x) * d
-        if s_next > 0:  # second-order (Heun) correction
-            s_next_b = s_next.expand(B)
-            d_prime = (x_next - D(x_next, s_next_b)) / s_next
-            if w_heun != 0:
-                grad2, _ = guidance_grad(x_next, s_next_b)
-                d_prime = d_prime - w_heun * s_next * grad2
-            x_next = x_hat + per_sample(s_next - s_hat, x) * (0.5 * d + 0.5 * d_prime)
-        x = x_next
+        t_cur, t_next = t_steps[i], t_steps[i + 1]
+        x_cur = x_next
+
+        # Increase noise temporarily (per sample: a correction may boost it).
+        S_churn_i = torch.full((B,), float(S_churn), dtype=work, device=device)
+        S_noise_i = torch.full((B,), float(S_noise), dtype=work, device=device)
+        if correction is not None:
+            S_churn_i, S_noise_i = correction.churn(i, S_churn_i, S_noise_i)
+        in_range = S_min <= t_cur <= S_max
+        gamma = (S_churn_i / steps).clamp(max=math.sqrt(2) - 1) if in_range else torch.zeros_like(S_churn_i)
+        t_hat = round_sigma(t_cur * (1 + gamma))
+        x_hat = x_cur
+        if bool((t_hat > t_cur).any()):
+            eps = randn.normal(x_cur.shape[1:], step=i, stream="churn", dtype=work)
+            x_hat = x_cur + per_sample((t_hat**2 - t_cur**2).clamp(min=0).sqrt() * S_noise_i, x_cur) * eps
+
+        # Euler step.
+        denoised = net(x_hat, t_hat)
+        d_cur = (x_hat - denoised) / per_sample(t_hat, x_cur)
+        if correction is not None:
+            d_cur = d_cur - correction.euler(i, x_hat, t_hat)
+        x_next = x_hat + per_sample(t_next - t_hat, x_cur) * d_cur
+
+        # Apply 2nd order correction.
+        if i < steps - 1:
+            d_prime = (x_next - net(x_next, t_next.expand(B))) / t_next
+            if correction is not None:
+                d_prime = d_prime - correction.heun(i, x_next, t_next.expand(B))
+            x_next = x_hat + per_sample(t_next - t_hat, x_cur) * (0.5 * d_cur + 0.5 * d_prime)
+
         if callback is not None:
-            callback({"i": i, "x": x, "sigma": s_cur, "sigma_hat": s_hat, "denoised": denoised, "log_ratio": log_ratio})
-    return x.to(net_dtype)
+            callback({"i": i, "x": x_next, "sigma": t_cur, "sigma_hat": t_hat, "denoised": denoised,
+                      **(correction.info() if correction is not None else {})})
+    return x_next.to(latents.dtype)
+
+
+def _unrounded(sigma: Tensor) -> Tensor:
+    """A denoiser without ``round_sigma`` takes every noise level as it is."""
+    return sigma
 
 
 def _work_dtype(dtype: torch.dtype | None, latents: Tensor) -> torch.dtype:
@@ -173,7 +190,10 @@ def _work_dtype(dtype: torch.dtype | None, latents: Tensor) -> torch.dtype:
     return dtype
 
 
-def _check_latents(latents: Tensor) -> Tensor:
+def _check_inputs(latents: Tensor, labels: Tensor | None, sample_ids: Tensor | Sequence[int] | None,
+                  **churn: float) -> tuple[int, Tensor, Tensor | None]:
+    """The batch size, sample ids (default ``0 .. B-1``) and labels, after checking the latents, that ids
+    and labels hold one entry per latent, and that the churn settings are >= 0."""
     if not isinstance(latents, Tensor):
         raise TypeError(f"latents must be a torch.Tensor of standard-normal draws [B, *shape], got {type(latents).__name__}")
     if latents.ndim < 2:
@@ -183,4 +203,8 @@ def _check_latents(latents: Tensor) -> Tensor:
         raise TypeError(f"latents must be floating point, got {latents.dtype}")
     if not torch.isfinite(latents).all():
         raise ValueError("latents contain NaN or inf")
-    return latents
+    B = len(latents)
+    ids = torch.arange(B) if sample_ids is None else check_sample_ids(sample_ids, B)
+    for name, value in churn.items():
+        check_positive(name, value, allow_zero=True)
+    return B, ids, check_labels(labels, B)
