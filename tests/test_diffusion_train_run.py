@@ -11,7 +11,7 @@ import torch
 from dgflow.cli import main
 from dgflow.diffusion import guide
 from dgflow.config import load_sample_config, validate_sample_config
-from dgflow.diffusion.runner import run_sample
+from dgflow.runs.sample import run_sample
 from dgflow.training.diffusion import train_diffusion, train_time_discriminator
 from dgflow.zoo import build_model, load_checkpoint, save_checkpoint
 
