@@ -156,6 +156,20 @@ def test_sample_run_writes_outputs_and_resumes_identically(toy_models):
         run_sample(validate_sample_config(_config(tmp, dg_weight_1st_order=1.0)), progress=False)
 
 
+def test_sample_files_are_byte_reproducible(toy_models):
+    """samples/<variant>.npz holds no time stamp (the zip entries' are fixed), so equal samples give equal
+    bytes whenever they are written, as a refine run's samples/step_<k>.npz (one writer, runs.store.write_npz)."""
+    import zipfile
+
+    cfg = _config(toy_models, num_samples=8, baseline=False)
+    run_dir = run_sample(validate_sample_config(cfg), progress=False)
+    with zipfile.ZipFile(run_dir / "samples" / "guided.npz") as zf:
+        assert [i.filename for i in zf.infolist()] == ["x.npy", "ids.npy"]
+        assert {i.date_time for i in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+    other = run_sample(validate_sample_config({**cfg, "exp_root": str(toy_models / "other")}), progress=False)
+    assert (other / "samples" / "guided.npz").read_bytes() == (run_dir / "samples" / "guided.npz").read_bytes()
+
+
 def test_sample_cli(toy_models, tmp_path, capsys):
     cfg = tmp_path / "dg.yml"
     import yaml

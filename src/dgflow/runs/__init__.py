@@ -6,5 +6,8 @@
   ranks, then the merge on rank 0;
 * :mod:`.measure` -- what a run measures (toy, text or image metrics) and the real data it compares against;
 * :mod:`.refine`, :mod:`.select`, :mod:`.sample` -- the three jobs, as thin specifications over the engine
-  (:mod:`.steps` writes the outputs refine and select share).
+  (:mod:`.generator`: the models, critic, fingerprint and outputs refine and select share).
+
+Entry points: :func:`dgflow.runs.refine.run_refine` (``dgflow refine --config``, any method) and
+:func:`dgflow.runs.sample.run_sample` (``dgflow sample --config``).
 """

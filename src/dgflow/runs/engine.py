@@ -32,10 +32,10 @@ import torch
 from .. import distributed, io
 from ..config import check_device
 from ..progress import progress_bar as tqdm
+from .measure import Measure
 from .store import Fingerprint, batch_name, claim, pending, record_seconds, run_folder, save_batch
 
-Measure = Callable[[torch.Tensor], dict[str, float]]
-Computed = tuple[dict[str, Any], "dict[str, Any] | None"]  # (tensors of a batch file, JSON info)
+Computed = tuple[dict[str, Any], dict[str, Any] | None]  # (the tensors of a batch file, its JSON info)
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,8 @@ from ..config import SampleConfig, load_model
 from ..diffusion import from_epsilon_vp, guide
 from ..plots import metric_note, plot_variants, save_grid
 from ..tensorboard_log import write_run_events
-from .engine import Batches, Measure, Whole, execute
-from .measure import make_metrics, plot_real
+from .engine import Batches, Whole, execute
+from .measure import Measure, make_metrics, plot_real
 from .store import Fingerprint, Merged, sample_array, write_npz
 
 FINGERPRINT = Fingerprint(
