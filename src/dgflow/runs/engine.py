@@ -9,7 +9,7 @@
    missing reference or classifier fails before any work;
 4. for each unit of work the job plans: :class:`Batches` -- rank 0 lists the sample ids no batch file
    holds yet, cut into batches of ``batch_size``; rank ``r`` computes the batches ``k`` with
-   ``k % world_size == r`` and saves each as one file; :class:`Whole` -- one file computed at once, by
+   ``k % world_size == r`` and saves each as one file; :class:`AtOnce` -- one file computed at once, by
    every rank together or by rank 0 alone;
 5. rank 0 merges the files into the run's outputs (``job.finish``); the other ranks exit.
 
@@ -53,7 +53,7 @@ class Batches:
 
 
 @dataclass(frozen=True)
-class Whole:
+class AtOnce:
     """Work done at once into one file ``path`` (unless it exists): by every rank ``together`` (each
     computes its share inside ``compute``), else by rank 0 alone; rank 0 saves it."""
 
@@ -71,7 +71,7 @@ class Job(Protocol):
     def measure(self) -> Measure:
         """The metrics of a merged sample (built on rank 0 before any work)."""
 
-    def plan(self, run_dir: Path, progress: bool) -> Iterator[Batches | Whole]:
+    def plan(self, run_dir: Path, progress: bool) -> Iterator[Batches | AtOnce]:
         """The units of work, in order (every rank iterates them; collectives between yields are allowed)."""
 
     def finish(self, run_dir: Path, measure: Measure, progress: bool) -> dict[str, Any]:
@@ -99,7 +99,7 @@ def execute(cfg: Any, config_path: str | Path | None, start: Callable[[Any, torc
                 if isinstance(work, Batches):
                     run_batches(work, ctx, run_dir, progress)
                 else:
-                    run_whole(work, ctx, run_dir)
+                    run_at_once(work, ctx, run_dir)
             if ctx.is_main:  # the other ranks are done: they exit instead of waiting (and timing out) for the merge
                 job.finish(run_dir, measure, progress)
             return run_dir
@@ -123,9 +123,11 @@ def run_batches(work: Batches, ctx: distributed.Context, run_dir: Path, progress
     distributed.barrier()  # every batch is on disk before rank 0 merges
 
 
-def run_whole(work: Whole, ctx: distributed.Context, run_dir: Path) -> None:
+def run_at_once(work: AtOnce, ctx: distributed.Context, run_dir: Path) -> None:
     """Compute ``work`` unless its file exists: on every rank when ``together``, else on rank 0; rank 0 saves."""
-    missing = lambda: not work.path.exists()  # noqa: E731
+    def missing() -> bool:
+        return not work.path.exists()
+
     if not (bool(distributed.on_main(missing)) if work.together else ctx.is_main and missing()):
         return
     began = time.perf_counter()

@@ -34,6 +34,7 @@ from ..plots import metric_note, plot_metrics, save_animation, save_grid
 from ..ratio import DensityRatio
 from ..tensorboard_log import write_run_events
 from ..zoo import latent_shape as zoo_latent_shape
+from .engine import Job
 from .measure import Measure, make_metrics, plot_real, text_vocabulary
 from .store import Fingerprint, Merged, sample_array, total_seconds, write_npz
 
@@ -50,7 +51,7 @@ FINGERPRINT = Fingerprint(
 
 
 @dataclass
-class GeneratorRun:
+class GeneratorRun(Job):
     """The models of a refine/select run (loaded on every rank), its metrics and its merge."""
 
     cfg: RunConfig
@@ -63,6 +64,7 @@ class GeneratorRun:
 
     @classmethod
     def load(cls, cfg: RunConfig, device: torch.device) -> GeneratorRun:
+        """Build and load the generator, the discriminator and (with ``corr_path``) the corrector on ``device``."""
         trust = cfg.trust_checkpoint
         generator = load_model("generator", cfg.gen_type, cfg.gen_path, cfg.gen_kwargs, cfg.gen_role, device,
                                trust=trust)
@@ -94,8 +96,8 @@ class GeneratorRun:
                 corrector=corrector, batch_size=cfg.batch_size, device=self.device, seed=cfg.seed + 1_000_003).offset)
             critic = DensityRatio(self.discriminator, corrector, offset=offset)
             corrector = None
-        common = dict(latent_shape=latent_shape, prior=cfg.prior, corrector=corrector, batch_size=cfg.batch_size,
-                      device=self.device, seed=cfg.seed, progress=False)
+        common = {"latent_shape": latent_shape, "prior": cfg.prior, "corrector": corrector, "batch_size": cfg.batch_size,
+                  "device": self.device, "seed": cfg.seed, "progress": False}
         return critic, labels, common
 
     def finish(self, run_dir: Path, measure: Measure, progress: bool) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from ..api import refine
 from ..config import RunConfig
 from ..refiners import REFINERS
 from ..refiners.auto import autotune, is_auto, plot_pilot
-from .engine import Batches, Whole, execute
+from .engine import AtOnce, Batches, execute
 from .generator import GeneratorRun
 from .measure import real_samples
 from .select import SelectJob
@@ -43,7 +43,7 @@ def run_refine(cfg: RunConfig, config_path: str | Path | None = None, progress: 
 class RefineJob(GeneratorRun):
     """Refine the run's samples batch by batch (``batches/ids_<a>-<b>.pt``)."""
 
-    def plan(self, run_dir: Path, progress: bool) -> Iterator[Batches | Whole]:
+    def plan(self, run_dir: Path, progress: bool) -> Iterator[Batches | AtOnce]:
         cfg = self.cfg
         critic, labels, common = self.setup()
         options = cfg.method_options()

@@ -36,7 +36,7 @@ from ..config import SampleConfig, load_model
 from ..diffusion import from_epsilon_vp, guide
 from ..plots import metric_note, plot_variants, save_grid
 from ..tensorboard_log import write_run_events
-from .engine import Batches, Whole, execute
+from .engine import AtOnce, Batches, Job, execute
 from .measure import Measure, make_metrics, plot_real
 from .store import Fingerprint, Merged, sample_array, write_npz
 
@@ -84,7 +84,7 @@ def sample_shape(cfg: SampleConfig, denoiser: nn.Module) -> tuple[int, ...]:
 
 
 @dataclass
-class SampleJob:
+class SampleJob(Job):
     """Draw every variant's samples batch by batch (``batches/<variant>/ids_<a>-<b>.pt``)."""
 
     cfg: SampleConfig
@@ -96,6 +96,7 @@ class SampleJob:
 
     @classmethod
     def load(cls, cfg: SampleConfig, device: torch.device) -> SampleJob:
+        """Build and load the denoiser and, for a guided run, the time-dependent discriminator on ``device``."""
         denoiser = load_denoiser(cfg, device)
         guided = cfg.dg_weight_1st_order != 0 or cfg.dg_weight_2nd_order != 0
         disc = (load_model("discriminator", cfg.disc_type, cfg.disc_path, cfg.disc_kwargs, cfg.disc_role, device,
@@ -112,14 +113,14 @@ class SampleJob:
     def measure(self) -> Measure:
         return make_metrics(self.cfg) if self.cfg.dataset else (lambda x: {})
 
-    def plan(self, run_dir: Path, progress: bool) -> Iterator[Batches | Whole]:
+    def plan(self, run_dir: Path, progress: bool) -> Iterator[Batches | AtOnce]:
         cfg = self.cfg
         shape = sample_shape(cfg, self.denoiser)
         labels = None if cfg.num_classes is None else torch.arange(cfg.num_samples) % cfg.num_classes
-        settings = dict(steps=cfg.steps, sigma_min=cfg.sigma_min, sigma_max=cfg.sigma_max, rho=cfg.rho,
-                        S_churn=cfg.S_churn, S_min=cfg.S_min, S_max=cfg.S_max, S_noise=cfg.S_noise,
-                        w_euler=cfg.dg_weight_1st_order, w_heun=cfg.dg_weight_2nd_order,
-                        sigma_range=cfg.sigma_range(), boosting=cfg.boosting, clip=cfg.dg_clip)
+        settings = {"steps": cfg.steps, "sigma_min": cfg.sigma_min, "sigma_max": cfg.sigma_max, "rho": cfg.rho,
+                    "S_churn": cfg.S_churn, "S_min": cfg.S_min, "S_max": cfg.S_max, "S_noise": cfg.S_noise,
+                    "w_euler": cfg.dg_weight_1st_order, "w_heun": cfg.dg_weight_2nd_order,
+                    "sigma_range": cfg.sigma_range(), "boosting": cfg.boosting, "clip": cfg.dg_clip}
         for variant, discriminator in self.variants().items():
             options = settings if discriminator is not None else {**settings, "boosting": False}
 

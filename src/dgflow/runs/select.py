@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from ..api import select
-from .engine import Batches, Whole
+from .engine import AtOnce, Batches
 from .generator import GeneratorRun
 from .measure import real_samples
 
@@ -23,7 +23,7 @@ from .measure import real_samples
 class SelectJob(GeneratorRun):
     """Select the run's samples in one go (``batches/selection.pt``)."""
 
-    def plan(self, run_dir: Path, progress: bool) -> Iterator[Batches | Whole]:
+    def plan(self, run_dir: Path, progress: bool) -> Iterator[Batches | AtOnce]:
         cfg = self.cfg
         critic, labels, common = self.setup()
         options = cfg.method_options()
@@ -37,4 +37,4 @@ class SelectJob(GeneratorRun):
             return ({"ids": torch.arange(cfg.num_imgs), "steps": [0], "z": res.z[None], "x": res.x[None],
                      "logits": res.logits[None]}, {"acceptance_rate": res.acceptance_rate, **res.info})
 
-        yield Whole(run_dir / "batches" / "selection.pt", compute, together=chains, timed=True)
+        yield AtOnce(run_dir / "batches" / "selection.pt", compute, together=chains, timed=True)
