@@ -227,3 +227,22 @@ def test_cli_methods_lists_every_method_and_guidance(capsys):
     out = capsys.readouterr().out
     for name in ("dgflow", "ddls", "dot", "drs", "mhgan", "dgflow.guide", "w_euler=2.0"):
         assert name in out, name
+
+
+def test_existing_run_folders_keep_their_fingerprint():
+    """Users resume run folders made by earlier versions: the fingerprint of a configuration (with its
+    checkpoints' sha256) is the one dgflow 0.2.0 wrote to fingerprint.txt (values recorded with it)."""
+    from dgflow.config import validate_sample_config
+    from dgflow.runs.generator import FINGERPRINT as REFINE
+    from dgflow.runs.sample import FINGERPRINT as SAMPLE
+
+    cfg = validate(TOY)
+    checkpoints = REFINE.checkpoint_hashes(cfg)
+    assert sorted(checkpoints) == ["disc_path", "gen_path"] and checkpoints["gen_path"].startswith("d710f1e670d9")
+    assert REFINE.of(cfg, checkpoints) == "1670f7363c87ba09"
+    assert REFINE.of(validate({**TOY, "eta": "auto", "heldout_real": 100}), checkpoints) == "525f4c25fe55b3e3"
+    sample = validate_sample_config({"denoiser_type": "mlp_denoiser", "denoiser_kwargs": {"dim": 2},
+                                     "dg_weight_1st_order": 0.0, "shape": [2], "num_samples": 30})
+    assert SAMPLE.of(sample, SAMPLE.checkpoint_hashes(sample)) == "42c728e70b831204"
+    # keys that do not change the samples leave it as it is
+    assert REFINE.of(validate({**TOY, "batch_size": 5, "device": "cpu"}), checkpoints) == "1670f7363c87ba09"
