@@ -48,7 +48,7 @@ VARIANTS = {  # label -> guide() options
 
 
 def toy(args: argparse.Namespace) -> list[dict]:
-    from dgflow.experiments.toy2d import score
+    from dgflow.metrics import toy_scores
     from dgflow.toy.data import sample_toy
     from dgflow.training.diffusion import train_diffusion, train_time_discriminator
     from dgflow.zoo import build_model
@@ -74,7 +74,7 @@ def toy(args: argparse.Namespace) -> list[dict]:
             x = guide(den, disc if opts else None, args.n, shape=(2,), seed=0, batch_size=args.n, progress=False,
                       **(opts or {})).x
             cpu = time.process_time() - t0
-            metrics = {k: v for k, v in score(ds, x, held).items() if v is not None}
+            metrics = {k: v for k, v in toy_scores(ds, x, held).items() if v is not None}
             rows.append({"dataset": ds, "sampler": label, **metrics, "sample_cpu_s": round(cpu, 1),
                          "train_cpu_s": round(train_cpu, 1)})
             print(rows[-1], flush=True)

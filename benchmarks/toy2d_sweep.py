@@ -17,7 +17,8 @@ import time
 import torch
 
 from dgflow import generate, refine
-from dgflow.experiments.toy2d import load_models, score
+from dgflow.experiments.toy2d import load_models
+from dgflow.metrics import toy_scores
 from dgflow.toy.data import sample_toy
 from dgflow.toy.models import Z_DIM
 
@@ -54,7 +55,7 @@ def main() -> None:
 
 
 def _print_row(dataset: str, method: str, opts: str, x: torch.Tensor, real: torch.Tensor, seconds: float) -> None:
-    row = score(dataset, x, real)
+    row = toy_scores(dataset, x, real)
     hq = "–" if row["high_quality_pct"] is None else f"{row['high_quality_pct']:.1f}"
     modes = "–" if row["modes"] is None else row["modes"]
     print(f"| {dataset} | {method} | {opts} | {hq} | {modes} | {row['kde_real_under_gen']:.2f} | "

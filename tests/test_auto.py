@@ -20,8 +20,8 @@ import torch
 
 import dgflow
 from dgflow.config import validate
+from dgflow.runs.refine import run_refine
 from dgflow.tuning import MALA_ACCEPTANCE, grid
-from dgflow.runner import run
 
 GAMMA = 0.01
 
@@ -189,7 +189,7 @@ def test_runner_tunes_once_and_plots_the_level(tmp_path):
                     "normalize_critic": True, "eta": "auto", "steps": "auto", "heldout_real": 200,
                     "options": {"pilot": 64, "max_steps": 40}, "save_interval": 5, "num_imgs": 40, "batch_size": 16,
                     "name": "a", "exp_root": str(tmp_path)})
-    run_dir = run(cfg, progress=False)
+    run_dir = run_refine(cfg, progress=False)
     record = json.loads((run_dir / "auto.json").read_text())
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["steps"][-1] == record["options"]["steps"] == record["auto"]["chosen"]["steps"]
@@ -199,5 +199,5 @@ def test_runner_tunes_once_and_plots_the_level(tmp_path):
     (run_dir / "auto.json").write_text(json.dumps({**record, "options": {**record["options"], "steps": 1}}))
     for f in (run_dir / "batches").glob("*.pt"):
         f.unlink()
-    run(cfg, progress=False)
+    run_refine(cfg, progress=False)
     assert json.loads((run_dir / "metrics.json").read_text())["steps"] == [0, 1]

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from dgflow.cli import main
-from dgflow.runner import _save_samples
+from dgflow.runs.store import sample_array, write_npz
 
 
 def refine_run(tmp_path, channels=3, n=4):
@@ -19,8 +19,8 @@ def refine_run(tmp_path, channels=3, n=4):
     g = torch.Generator().manual_seed(0)
     for step in (0, 5):
         x = torch.rand(n, channels, 32, 32, generator=g) * 2 - 1
-        _save_samples(run / "samples" / f"step_{step:04d}.npz", x, torch.zeros(n, 2), torch.zeros(n),
-                      torch.arange(10, 10 + n))
+        write_npz(run / "samples" / f"step_{step:04d}.npz", {"x": sample_array(x), "logits": np.zeros(n, np.float32),
+                                                             "ids": np.arange(10, 10 + n), "z": np.zeros((n, 2), np.float32)})
     return run
 
 
@@ -74,7 +74,7 @@ def test_export_errors_are_clear(tmp_path, capsys):
     assert main(["export", str(tmp_path / "nothing"), "--png", str(tmp_path / "p")]) == 2
     assert "no samples/ folder" in capsys.readouterr().err
     points = tmp_path / "points"
-    _save_samples(points / "samples" / "step_0001.npz", torch.zeros(5, 2), None, torch.zeros(5), torch.arange(5))
+    write_npz(points / "samples" / "step_0001.npz", {"x": sample_array(torch.zeros(5, 2)), "ids": np.arange(5)})
     assert main(["export", str(points), "--png", str(tmp_path / "p")]) == 2
     assert "not images" in capsys.readouterr().err
     # a pickled object array is refused, never unpickled

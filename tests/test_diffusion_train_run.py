@@ -11,7 +11,7 @@ import torch
 from dgflow.cli import main
 from dgflow.diffusion import guide
 from dgflow.config import load_sample_config, validate_sample_config
-from dgflow.diffusion.runner import run_sample
+from dgflow.runs.sample import run_sample
 from dgflow.training.diffusion import train_diffusion, train_time_discriminator
 from dgflow.zoo import build_model, load_checkpoint, save_checkpoint
 
@@ -154,6 +154,20 @@ def test_sample_run_writes_outputs_and_resumes_identically(toy_models):
     assert np.array_equal(resumed[kept], first["guided"][kept])
     with pytest.raises(ValueError, match="different configuration"):
         run_sample(validate_sample_config(_config(tmp, dg_weight_1st_order=1.0)), progress=False)
+
+
+def test_sample_files_are_byte_reproducible(toy_models):
+    """samples/<variant>.npz holds no time stamp (the zip entries' are fixed), so equal samples give equal
+    bytes whenever they are written, as a refine run's samples/step_<k>.npz (one writer, runs.store.write_npz)."""
+    import zipfile
+
+    cfg = _config(toy_models, num_samples=8, baseline=False)
+    run_dir = run_sample(validate_sample_config(cfg), progress=False)
+    with zipfile.ZipFile(run_dir / "samples" / "guided.npz") as zf:
+        assert [i.filename for i in zf.infolist()] == ["x.npy", "ids.npy"]
+        assert {i.date_time for i in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+    other = run_sample(validate_sample_config({**cfg, "exp_root": str(toy_models / "other")}), progress=False)
+    assert (other / "samples" / "guided.npz").read_bytes() == (run_dir / "samples" / "guided.npz").read_bytes()
 
 
 def test_sample_cli(toy_models, tmp_path, capsys):

@@ -13,7 +13,7 @@ import yaml
 
 from dgflow import distributed
 from dgflow.config import validate
-from dgflow.runner import run
+from dgflow.runs.refine import run_refine
 from dgflow.toy.models import load_toy
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -67,7 +67,7 @@ def test_the_run_estimates_dot_k_eff_once_as_refine_does(tmp_path):
     import dgflow
 
     cfg = validate({**TOY, "method": "dot", "exp_root": str(tmp_path)})
-    run_dir = run(cfg, progress=False)
+    run_dir = run_refine(cfg, progress=False)
     g, d, _ = load_toy("25gaussians")
     ref = dgflow.refine(g, d, n=100, latent_shape=(2,), method="dot", steps=4, batch_size=16, progress=False)
     final = np.load(run_dir / "samples" / "step_0004.npz")
@@ -99,7 +99,7 @@ def test_two_gloo_ranks_write_byte_identical_files(tmp_path):
     # DOT with a normalised critic: both shared statistics (k_eff, the critic's offset) come from rank 0;
     # DGflow is compared the same way in the dead-rank test below
     cfg = {**TOY, "method": "dot", "options": {"k_eff_pairs": 50}, "normalize_critic": True}
-    one = run(validate({**cfg, "exp_root": str(tmp_path / "one")}), progress=False)
+    one = run_refine(validate({**cfg, "exp_root": str(tmp_path / "one")}), progress=False)
     config = tmp_path / "two.yml"
     config.write_text(yaml.safe_dump({**cfg, "exp_root": str(tmp_path / "two")}))
     proc = _torchrun(config, tmp_path, quiet=False)
@@ -124,7 +124,7 @@ def test_a_dead_rank_leaves_its_finished_batches_and_the_rerun_resumes(tmp_path)
            "gen_path": str(tmp_path / "g.pt")}
     sys.path.insert(0, str(tmp_path))
     try:
-        ref = run(validate({**cfg, "exp_root": str(tmp_path / "ref")}), progress=False)
+        ref = run_refine(validate({**cfg, "exp_root": str(tmp_path / "ref")}), progress=False)
     finally:
         sys.path.remove(str(tmp_path))
     config = tmp_path / "c.yml"
@@ -150,7 +150,7 @@ def test_a_dead_rank_leaves_its_finished_batches_and_the_rerun_resumes(tmp_path)
 def test_two_gloo_ranks_sample_with_guidance_like_one_process(tmp_path):
     """`dgflow sample` (EDM + discriminator guidance) under torchrun: same files as one process."""
     from dgflow.config import validate_sample_config
-    from dgflow.diffusion.runner import run_sample
+    from dgflow.runs.sample import run_sample
     from dgflow.zoo import build_model, save_checkpoint
 
     torch.manual_seed(0)
@@ -176,7 +176,7 @@ def test_two_gloo_ranks_split_mhgan_chains_like_one_process(tmp_path):
     """MH-GAN's chains are independent: each rank evaluates every second chain's proposals and both
     get all logits; rank 0 saves the same selection as one process."""
     cfg = {**TOY, "method": "mhgan", "options": {"chain_length": 12}, "real_samples": 200, "num_imgs": 40}
-    one = run(validate({**cfg, "exp_root": str(tmp_path / "one")}), progress=False)
+    one = run_refine(validate({**cfg, "exp_root": str(tmp_path / "one")}), progress=False)
     config = tmp_path / "two.yml"
     config.write_text(yaml.safe_dump({**cfg, "exp_root": str(tmp_path / "two")}))
     proc = _torchrun(config, tmp_path)

@@ -25,8 +25,8 @@ from dgflow import io
 from dgflow.cli import main
 from dgflow.config import load_model, validate
 from dgflow.config import validate_sample_config
-from dgflow.diffusion.runner import run_sample
-from dgflow.runner import run
+from dgflow.runs.refine import run_refine
+from dgflow.runs.sample import run_sample
 from dgflow.toy.models import load_toy
 from dgflow.zoo import build_model, load_checkpoint, save_checkpoint
 
@@ -82,7 +82,7 @@ def test_a_malicious_checkpoint_is_refused_and_runs_no_code(tmp_path):
     with pytest.raises(io.UntrustedFileError, match="full unpickling"):
         load_model("generator", None, str(bad), {}, "generator", torch.device("cpu"))
     with pytest.raises(io.UntrustedFileError):
-        run(_cfg(tmp_path, bad), progress=False)
+        run_refine(_cfg(tmp_path, bad), progress=False)
     assert not marker.exists()
     assert not (tmp_path / "exps" / "t").exists()  # and nothing was claimed (item 7)
 
@@ -104,7 +104,7 @@ def test_trusting_a_checkpoint_is_an_explicit_opt_in(tmp_path):
     models, _ = load_checkpoint(bad, trust=True)  # the user said they trust it: full unpickling
     assert marker.exists() and "generator" in models
     marker.unlink()
-    run(_cfg(tmp_path, bad, trust_checkpoint=True), progress=False)
+    run_refine(_cfg(tmp_path, bad, trust_checkpoint=True), progress=False)
     assert marker.exists()
 
 
@@ -122,11 +122,11 @@ def test_shipped_and_plain_state_dict_checkpoints_load_without_trust(tmp_path):
 def test_a_planted_pickle_in_the_run_folder_runs_no_code(tmp_path):
     marker = tmp_path / "marker"
     cfg = _cfg(tmp_path)
-    run_dir = run(cfg, progress=False)
+    run_dir = run_refine(cfg, progress=False)
     batch = sorted((run_dir / "batches").glob("ids_*.pt"))[0]
     torch.save({"ids": torch.arange(8), "evil": _Payload(marker)}, batch)
     with pytest.raises(io.UntrustedFileError, match=f"batch file {batch}.*delete it"):
-        run(cfg, progress=False)
+        run_refine(cfg, progress=False)
     assert not marker.exists()
 
 
@@ -153,9 +153,9 @@ def test_an_import_path_that_is_not_a_module_class_is_never_called(tmp_path):
     cfg = _cfg(tmp_path, gen_type="builtins:open", gen_path=None, gen_kwargs={"file": str(marker), "mode": "w"})
     with pytest.raises(ValueError, match=r"gen_type: 'builtins:open' is a builtin_function_or_method, not a "
                                          r"torch.nn.Module subclass"):
-        run(cfg, progress=False)
+        run_refine(cfg, progress=False)
     with pytest.raises(ValueError, match="not a torch.nn.Module subclass"):
-        run(_cfg(tmp_path, gen_type="subprocess:call", gen_path=None, gen_kwargs={"args": ["true"]}), progress=False)
+        run_refine(_cfg(tmp_path, gen_type="subprocess:call", gen_path=None, gen_kwargs={"args": ["true"]}), progress=False)
     assert not marker.exists()
 
 
@@ -164,12 +164,12 @@ def test_an_import_path_that_is_not_a_module_class_is_never_called(tmp_path):
 
 def test_overwrite_empties_the_run_folder(tmp_path):
     cfg = _cfg(tmp_path)
-    run_dir = run(cfg, progress=False)
+    run_dir = run_refine(cfg, progress=False)
     stale = [run_dir / "auto.json", run_dir / "grid_step_0099.png", run_dir / "samples" / "step_0099.npz",
              run_dir / "batches" / "ids_00000100-00000108.pt"]
     for f in stale:
         f.write_text("{}")
-    run(cfg, progress=False, overwrite=True)
+    run_refine(cfg, progress=False, overwrite=True)
     assert not any(f.exists() for f in stale)
     assert sorted(p.name for p in (run_dir / "samples").iterdir()) == ["step_0000.npz", "step_0002.npz"]
     assert not list(run_dir.parent.glob(".t.discarded-*"))  # the moved-aside copy is deleted
@@ -178,7 +178,7 @@ def test_overwrite_empties_the_run_folder(tmp_path):
 def test_a_checkpoint_changed_in_place_is_refused_on_resume(tmp_path):
     ckpt = _toy_ckpt(tmp_path)
     cfg = _cfg(tmp_path, ckpt)
-    run_dir = run(cfg, progress=False)
+    run_dir = run_refine(cfg, progress=False)
     recorded = json.loads((run_dir / "checkpoints.json").read_text())
     assert recorded["gen_path"] == {"path": str(ckpt), "sha256": io.file_sha256(ckpt)}
     g, d, meta = load_toy("25gaussians")
@@ -186,19 +186,19 @@ def test_a_checkpoint_changed_in_place_is_refused_on_resume(tmp_path):
         next(g.parameters()).add_(0.01)  # "retrained" in place
     save_checkpoint(ckpt, {"generator": ("mlp_generator", {"z_dim": 2}, g), "discriminator": ("mlp_discriminator", {}, d)})
     with pytest.raises(ValueError, match=f"gen_path {ckpt} has changed since .* was started"):
-        run(cfg, progress=False)
-    run(cfg, progress=False, overwrite=True)  # the fresh run uses the new weights
+        run_refine(cfg, progress=False)
+    run_refine(cfg, progress=False, overwrite=True)  # the fresh run uses the new weights
     ref = dgflow.refine(g, d, n=24, latent_shape=(2,), eta=0.01, steps=2, progress=False)
     np.testing.assert_array_equal(np.load(run_dir / "samples" / "step_0002.npz")["x"], ref.x.numpy())
 
 
 def test_a_run_from_before_checkpoint_hashes_is_not_resumed_silently(tmp_path):
     cfg = _cfg(tmp_path)
-    run_dir = run(cfg, progress=False)
+    run_dir = run_refine(cfg, progress=False)
     (run_dir / "checkpoints.json").unlink()
     (run_dir / "fingerprint.txt").write_text("0123456789abcdef\n")  # an older dgflow's fingerprint
     with pytest.raises(ValueError, match="different configuration .* did not record its checkpoints' sha256"):
-        run(cfg, progress=False)
+        run_refine(cfg, progress=False)
 
 
 # ---------------------------------------------------------------------- 5. one run per folder
@@ -209,13 +209,13 @@ def test_a_second_run_of_the_same_folder_is_refused_or_waits(tmp_path):
     run_dir = tmp_path / "exps" / "t"
     with io.run_lock(run_dir):
         with pytest.raises(RuntimeError, match=r"another dgflow run \(pid \d+\) is using .*--wait"):
-            run(cfg, progress=False)
+            run_refine(cfg, progress=False)
     holder = io.run_lock(run_dir)
     holder.__enter__()
     releaser = threading.Timer(0.5, holder.__exit__, (None, None, None))
     began = time.monotonic()
     releaser.start()
-    run(cfg, progress=False, wait=True)
+    run_refine(cfg, progress=False, wait=True)
     assert time.monotonic() - began >= 0.5 and (run_dir / "metrics.json").exists()
 
 
@@ -223,7 +223,7 @@ def test_a_second_run_of_the_same_folder_is_refused_or_waits(tmp_path):
 
 
 def test_batch_files_store_only_their_own_ids(tmp_path):
-    run_dir = run(_cfg(tmp_path), progress=False)
+    run_dir = run_refine(_cfg(tmp_path), progress=False)
     for f in sorted((run_dir / "batches").glob("ids_*.pt")):
         ids = torch.load(f, weights_only=True)["ids"]
         assert len(ids) == 8 and ids.untyped_storage().nbytes() == 8 * ids.element_size()
@@ -234,8 +234,8 @@ def test_batch_files_store_only_their_own_ids(tmp_path):
 
 def test_a_failed_start_does_not_claim_the_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="gen_path"):
-        run(_cfg(tmp_path, gen_path=str(tmp_path / "missing.pt")), progress=False)
-    run(_cfg(tmp_path), progress=False)  # the fixed config runs without --overwrite
+        run_refine(_cfg(tmp_path, gen_path=str(tmp_path / "missing.pt")), progress=False)
+    run_refine(_cfg(tmp_path), progress=False)  # the fixed config runs without --overwrite
 
 
 # ------------------------------------------------------------ 8. names stay inside exp_root
@@ -307,7 +307,7 @@ def test_messages_name_keys_that_exist(tmp_path):
     g, _, _ = load_toy("25gaussians")
     torch.save(g.state_dict(), tmp_path / "g.pt")
     with pytest.raises(ValueError, match="set gen_type") as err:
-        run(_cfg(tmp_path, gen_type=None, gen_path=str(tmp_path / "g.pt")), progress=False)
+        run_refine(_cfg(tmp_path, gen_type=None, gen_path=str(tmp_path / "g.pt")), progress=False)
     assert "gene_" not in str(err.value)
     with pytest.raises(FileNotFoundError, match="config's gen_path"):
         load_model("generator", None, str(tmp_path / "none.pt"), {}, "generator", torch.device("cpu"))
@@ -365,12 +365,12 @@ def test_cli_key_error_is_one_line_and_traceback_shows_it(tmp_path, capsys):
 
 
 def test_cli_interrupt_is_one_line_and_exit_130(tmp_path, capsys, monkeypatch):
-    import dgflow.runner
+    import dgflow.runs.refine
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(dgflow.runner, "run", interrupted)
+    monkeypatch.setattr(dgflow.runs.refine, "run_refine", interrupted)
     code, err = _cli(capsys, "refine", "--config", _config_file(tmp_path), "--quiet")
     assert code == 130 and err.strip() == "dgflow: interrupted; rerun the same command to resume"
 
@@ -406,7 +406,7 @@ def test_config_keys_are_checked(tmp_path, key, value, message):
 def test_device_cuda_without_cuda_is_an_error_at_start(tmp_path):
     cfg = _cfg(tmp_path, device="cuda")  # valid to ship (a GPU config), refused when run here
     with pytest.raises(ValueError, match="CUDA is not available on this machine"):
-        run(cfg, progress=False)
+        run_refine(cfg, progress=False)
 
 
 def test_exp_root_expands_the_home_folder(tmp_path, monkeypatch):
@@ -456,10 +456,10 @@ def test_sample_ids_must_be_distinct_whole_numbers():
 
 def test_stale_temp_files_are_removed_at_start(tmp_path):
     cfg = _cfg(tmp_path)
-    run_dir = run(cfg, progress=False)
+    run_dir = run_refine(cfg, progress=False)
     stale = [run_dir / "samples" / ".step_0002.npz.abc123.npz.tmp", run_dir / ".config.yml.xyz.yml.tmp",
              run_dir / "batches" / ".ids_00000000-00000008.pt.q.pt.tmp"]
     for f in stale:
         f.write_bytes(b"partial")
-    run(cfg, progress=False)
+    run_refine(cfg, progress=False)
     assert not any(f.exists() for f in stale)

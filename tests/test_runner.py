@@ -12,7 +12,7 @@ import yaml
 
 from dgflow.cli import main
 from dgflow.config import load_config, validate
-from dgflow.runner import run
+from dgflow.runs.refine import run_refine
 from dgflow.toy.models import load_toy
 
 TOY = {"dataset": "25gaussians", "gen_type": "mlp_generator", "gen_path": "pkg:toy/weights/25gaussians.pt",
@@ -47,7 +47,7 @@ def test_validation_names_the_problem(tmp_path):
 
 def test_run_writes_every_output_and_matches_the_api(tmp_path):
     cfg = _cfg(tmp_path)
-    run_dir = run(cfg, progress=False)
+    run_dir = run_refine(cfg, progress=False)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["steps"] == [0, 2, 4]
     assert len(metrics["dataset"]["high_quality_pct"]) == 3
@@ -67,22 +67,22 @@ def test_run_writes_every_output_and_matches_the_api(tmp_path):
 
 def test_interrupted_run_resumes_without_redoing_finished_batches(tmp_path):
     cfg = _cfg(tmp_path)
-    run_dir = run(cfg, progress=False)
+    run_dir = run_refine(cfg, progress=False)
     first = np.load(run_dir / "samples" / "step_0004.npz")["x"]
     batches = sorted((run_dir / "batches").glob("ids_*.pt"))
     assert len(batches) == 3
     kept = {b: b.stat().st_mtime_ns for b in batches[:2]}
     batches[2].unlink()  # as if the run died before its last batch
-    run(cfg, progress=False)
+    run_refine(cfg, progress=False)
     assert {b: b.stat().st_mtime_ns for b in batches[:2]} == kept  # finished batches untouched
     np.testing.assert_array_equal(np.load(run_dir / "samples" / "step_0004.npz")["x"], first)
 
 
 def test_a_changed_configuration_does_not_mix_with_an_old_run(tmp_path):
-    run(_cfg(tmp_path), progress=False)
+    run_refine(_cfg(tmp_path), progress=False)
     with pytest.raises(ValueError, match="different configuration"):
-        run(_cfg(tmp_path, eta=0.02), progress=False)
-    run(_cfg(tmp_path, eta=0.02), progress=False, overwrite=True)
+        run_refine(_cfg(tmp_path, eta=0.02), progress=False)
+    run_refine(_cfg(tmp_path, eta=0.02), progress=False, overwrite=True)
     assert yaml.safe_load((tmp_path / "t" / "config.yml").read_text())["eta"] == 0.02
 
 
@@ -91,14 +91,14 @@ def test_selectors_and_user_model_by_import_path(tmp_path):
     torch.save(g.state_dict(), tmp_path / "g.pt")  # a plain state dict, not a dgflow checkpoint
     cfg = _cfg(tmp_path, method="mhgan", gen_type="dgflow.zoo.mlp:MLPGenerator", gen_kwargs={"z_dim": 2},
                gen_path=str(tmp_path / "g.pt"), options={"chain_length": 20}, real_samples=200, name="mh")
-    run_dir = run(cfg, progress=False)
+    run_dir = run_refine(cfg, progress=False)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["steps"] == [0] and 0 < metrics["info"]["acceptance_rate"] <= 1
     with pytest.raises(ValueError, match="does not match the MLPGenerator architecture"):
-        run(_cfg(tmp_path, gen_type="dgflow.zoo.mlp:MLPGenerator", gen_kwargs={"z_dim": 3},
+        run_refine(_cfg(tmp_path, gen_type="dgflow.zoo.mlp:MLPGenerator", gen_kwargs={"z_dim": 3},
                  gen_path=str(tmp_path / "g.pt"), name="bad"), progress=False)
     with pytest.raises(ValueError, match="cannot import"):
-        run(_cfg(tmp_path, gen_type="no_such_pkg:G", gen_path=str(tmp_path / "g.pt"), name="bad2"), progress=False)
+        run_refine(_cfg(tmp_path, gen_type="no_such_pkg:G", gen_path=str(tmp_path / "g.pt"), name="bad2"), progress=False)
 
 
 def test_cli_refine_with_overrides(tmp_path, capsys):
@@ -134,7 +134,7 @@ def test_image_run_measures_classifier_and_inception_fid(tmp_path):
                     "z_dim": 8, "steps": 2, "save_interval": 2, "num_imgs": 8, "batch_size": 8, "exp_root": str(tmp_path),
                     "name": "img", "data_root": str(SHARED), "classifier_path": str(tmp_path / "clf.pt"),
                     "fid_ref": str(tmp_path / "ref.npz")})
-    run_dir = run(cfg, progress=False)
+    run_dir = run_refine(cfg, progress=False)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     for key in ("fid_classifier", "is_classifier", "fid_inception"):
         assert len(metrics["dataset"][key]) == 2 and all(np.isfinite(metrics["dataset"][key])), key
@@ -150,13 +150,13 @@ def test_text_run_scores_js_per_step_and_writes_sentences(tmp_path):
     cfg = validate({"dataset": "text", "gen_path": str(tmp_path / "t.pt"), "disc_path": str(tmp_path / "t.pt"),
                     "z_dim": 128, "steps": 2, "save_interval": 1, "num_imgs": 16, "batch_size": 16,
                     "exp_root": str(tmp_path), "name": "txt", "normalize_critic": True})
-    run_dir = run(cfg, progress=False)
+    run_dir = run_refine(cfg, progress=False)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert len(metrics["dataset"]["js4"]) == 3 and all(0 <= v <= 1 for v in metrics["dataset"]["js6"])
     lines = (run_dir / "sentences_step_0002.txt").read_text().splitlines()
     assert len(lines) == 16 and all(len(line) <= 32 for line in lines)
     with pytest.raises(ValueError, match="needs a checkpoint from `dgflow train textgan`"):
-        run(validate({**TOY, "dataset": "text", "exp_root": str(tmp_path), "name": "bad"}), progress=False)
+        run_refine(validate({**TOY, "dataset": "text", "exp_root": str(tmp_path), "name": "bad"}), progress=False)
     assert not list((tmp_path / "bad" / "batches").glob("*.pt"))  # failed before any work
 
 
@@ -184,7 +184,7 @@ def test_flow_run_reads_its_image_shaped_latent_from_the_checkpoint(tmp_path):
     cfg = validate({"dataset": "mnist", "gen_path": str(tmp_path / "flow.pt"), "disc_path": str(tmp_path / "d.pt"),
                     "corr_path": str(tmp_path / "d.pt"), "corr_role": "discriminator", "steps": 2,
                     "save_interval": 1, "num_imgs": 4, "batch_size": 4, "exp_root": str(tmp_path), "name": "flow"})
-    run_dir = run(cfg, progress=False)
+    run_dir = run_refine(cfg, progress=False)
     samples = np.load(run_dir / "samples" / "step_0002.npz")
     assert samples["z"].shape == (4, 1, 28, 28) and samples["x"].shape == (4, 28, 28, 1)
     assert json.loads((run_dir / "timing.json").read_text())["method_seconds"] > 0
@@ -203,7 +203,7 @@ def test_conditional_run_keeps_each_samples_label(tmp_path):
     cfg = validate({"dataset": "mnist", "gen_path": str(tmp_path / "c.pt"), "disc_path": str(tmp_path / "c.pt"),
                     "num_classes": 3, "steps": 2, "save_interval": 2, "num_imgs": 6, "batch_size": 4,
                     "exp_root": str(tmp_path), "name": "cond"})
-    run_dir = run(cfg, progress=False)
+    run_dir = run_refine(cfg, progress=False)
     final = np.load(run_dir / "samples" / "step_0002.npz")
     assert final["labels"].tolist() == [0, 1, 2, 0, 1, 2]
     # the refined latents are those dgflow.refine gives with the same labels (batching does not matter)
@@ -216,9 +216,9 @@ def test_conditional_run_keeps_each_samples_label(tmp_path):
 
 def test_rerunning_a_finished_run_only_merges_again(tmp_path):
     cfg = validate({**TOY, "exp_root": str(tmp_path), "num_imgs": 8, "steps": 1, "save_interval": 1})
-    run_dir = run(cfg, progress=False)
+    run_dir = run_refine(cfg, progress=False)
     before = (run_dir / "samples" / "step_0001.npz").read_bytes()
-    assert run(cfg, progress=False) == run_dir  # no batch left to do: nothing is refined
+    assert run_refine(cfg, progress=False) == run_dir  # no batch left to do: nothing is refined
     assert (run_dir / "samples" / "step_0001.npz").read_bytes() == before
 
 
@@ -227,3 +227,22 @@ def test_cli_methods_lists_every_method_and_guidance(capsys):
     out = capsys.readouterr().out
     for name in ("dgflow", "ddls", "dot", "drs", "mhgan", "dgflow.guide", "w_euler=2.0"):
         assert name in out, name
+
+
+def test_existing_run_folders_keep_their_fingerprint():
+    """Users resume run folders made by earlier versions: the fingerprint of a configuration (with its
+    checkpoints' sha256) is the one dgflow 0.2.0 wrote to fingerprint.txt (values recorded with it)."""
+    from dgflow.config import validate_sample_config
+    from dgflow.runs.generator import FINGERPRINT as REFINE
+    from dgflow.runs.sample import FINGERPRINT as SAMPLE
+
+    cfg = validate(TOY)
+    checkpoints = REFINE.checkpoint_hashes(cfg)
+    assert sorted(checkpoints) == ["disc_path", "gen_path"] and checkpoints["gen_path"].startswith("d710f1e670d9")
+    assert REFINE.of(cfg, checkpoints) == "1670f7363c87ba09"
+    assert REFINE.of(validate({**TOY, "eta": "auto", "heldout_real": 100}), checkpoints) == "525f4c25fe55b3e3"
+    sample = validate_sample_config({"denoiser_type": "mlp_denoiser", "denoiser_kwargs": {"dim": 2},
+                                     "dg_weight_1st_order": 0.0, "shape": [2], "num_samples": 30})
+    assert SAMPLE.of(sample, SAMPLE.checkpoint_hashes(sample)) == "42c728e70b831204"
+    # keys that do not change the samples leave it as it is
+    assert REFINE.of(validate({**TOY, "batch_size": 5, "device": "cpu"}), checkpoints) == "1670f7363c87ba09"

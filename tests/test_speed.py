@@ -85,13 +85,13 @@ def test_bf16_autocast_stays_within_its_rounding_error():
     assert rel(bf16.grad, exact.grad) < 0.25
     # what refinement is for: the distribution of refined samples. Same seeds, so the two runs are
     # paired; 1 point of "high quality" is 10 of 1000 samples changing side (measured: 0.05 points).
-    from dgflow.experiments.toy2d import score
+    from dgflow.metrics import toy_scores
     from dgflow.toy.data import sample_toy
 
     kw = dict(n=1000, latent_shape=(2,), eta=0.01, steps=10, batch_size=500, progress=False)
     real = sample_toy("25gaussians", 1000, seed=1)
-    a = score("25gaussians", dgflow.refine(g, d, **kw).x, real)
-    b = score("25gaussians", dgflow.refine(g, d, speed={"autocast": "bf16"}, **kw).x, real)
+    a = toy_scores("25gaussians", dgflow.refine(g, d, **kw).x, real)
+    b = toy_scores("25gaussians", dgflow.refine(g, d, speed={"autocast": "bf16"}, **kw).x, real)
     assert abs(a["high_quality_pct"] - b["high_quality_pct"]) <= 1.0
     assert a["modes"] == b["modes"]
 

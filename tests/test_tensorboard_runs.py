@@ -11,8 +11,8 @@ from PIL import Image
 
 from dgflow.config import validate
 from dgflow.config import validate_sample_config
-from dgflow.diffusion.runner import run_sample
-from dgflow.runner import run
+from dgflow.runs.sample import run_sample
+from dgflow.runs.refine import run_refine
 from dgflow.tensorboard_log import read_events
 from dgflow.zoo import build_model, save_checkpoint
 
@@ -28,7 +28,7 @@ def _png_size(encoded: bytes) -> tuple[int, int]:
 
 def test_refine_run_events_hold_metrics_grids_and_the_auto_pilot(tmp_path):
     cfg = validate({**TOY, "eta": "auto", "options": {"pilot": 16}, "exp_root": str(tmp_path), "name": "auto"})
-    run_dir = run(cfg, progress=False)
+    run_dir = run_refine(cfg, progress=False)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     events = read_events(run_dir / "tensorboard")
     steps = metrics["steps"]
@@ -47,7 +47,7 @@ def test_refine_run_events_hold_metrics_grids_and_the_auto_pilot(tmp_path):
     assert events["scalars"]["auto/chosen_steps"] == [(0, float(auto["chosen"]["steps"]))]
     assert events["text"]["auto/reason"][0][1] == auto["reason"]
     before = [p.read_bytes() for p in (run_dir / "tensorboard").iterdir()]
-    run(cfg, progress=False)  # merging again (a resumed run) rewrites the same bytes, never duplicates events
+    run_refine(cfg, progress=False)  # merging again (a resumed run) rewrites the same bytes, never duplicates events
     assert [p.read_bytes() for p in (run_dir / "tensorboard").iterdir()] == before and len(before) == 1
 
 

@@ -208,7 +208,7 @@ def _cmd_train_diffusion(args: argparse.Namespace) -> int:
 
 def _cmd_sample(args: argparse.Namespace) -> int:
     from .config import load_sample_config
-    from .diffusion.runner import run_sample
+    from .runs.sample import run_sample
 
     path = config_file(args.config)
     cfg = load_sample_config(path, _run_overrides(args))
@@ -257,7 +257,7 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
 
 def _cmd_refine(args: argparse.Namespace) -> int:
     from .config import load_config
-    from .runner import run
+    from .runs.refine import run_refine
 
     path = config_file(args.config)
     overrides = _run_overrides(args)
@@ -266,7 +266,7 @@ def _cmd_refine(args: argparse.Namespace) -> int:
         for line in method_override_warnings(path, overrides):
             print(f"dgflow refine: warning: {line}", file=sys.stderr)
     configure_threads(quiet=args.quiet)
-    run_dir = run(cfg, path, progress=not args.quiet, overwrite=args.overwrite, wait=args.wait)
+    run_dir = run_refine(cfg, path, progress=not args.quiet, overwrite=args.overwrite, wait=args.wait)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one report
         _say(args, refine_summary(run_dir, cfg))
     return 0

@@ -6,7 +6,7 @@ The keys are those of the DGflow authors' YAML configs (``gen_type``, ``gen_path
 ``z_dim``, ``dataset``, ``image_size``) plus ``method`` for the baselines and a few of
 dgflow's own (``seed``, ``prior``, ``device``, ``options``, ``name``, ...). ``eta: auto`` and
 ``steps: auto`` (or ``options: {eps: auto}`` / ``{lr: auto}``) choose them from a pilot run, against
-``heldout_real`` held-out real samples when set (:mod:`dgflow.refiners.auto`).
+``heldout_real`` held-out real samples when set (:mod:`dgflow.tuning`).
 
 A model is named by a registered architecture (``dgflow methods`` does not list them;
 see :data:`dgflow.zoo.ARCHITECTURES`) or an import path ``package.module:Class`` built with

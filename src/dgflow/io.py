@@ -48,7 +48,7 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n")
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=jsonable) + "\n")
 
 
 def torch_save(obj: Any, path: str | os.PathLike) -> None:
@@ -77,7 +77,8 @@ def write_with(path: str | os.PathLike, writer: Callable[[str], None]) -> None:
         writer(tmp)
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
+    """A JSON value for what ``json`` cannot write: arrays and tensors as lists, sets and tuples as lists, else ``str``."""
     if hasattr(obj, "tolist"):
         return obj.tolist()
     if isinstance(obj, (set, tuple)):

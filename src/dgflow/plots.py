@@ -120,3 +120,24 @@ def plot_metrics(metrics: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     io.save_figure(fig, path, dpi=100)
     plt.close(fig)
+
+
+def plot_variants(values: dict[str, dict[str, float]], path: Path) -> None:
+    """One bar chart per metric, a bar per variant (``dgflow sample``'s ``metrics.png``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = sorted({k for v in values.values() for k in v})
+    fig, axes = plt.subplots(1, max(1, len(names)), figsize=(3 * max(1, len(names)), 3), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        variants = [v for v in values if name in values[v]]
+        ax.bar(variants, [values[v][name] for v in variants], color=["C1" if v == "guided" else "C0" for v in variants])
+        for i, v in enumerate(variants):
+            ax.annotate(f"{values[v][name]:.3g}", (i, values[v][name]), ha="center", fontsize=7,
+                        va="bottom" if values[v][name] >= 0 else "top")
+        ax.set_title(name + (f" ({BETTER[name]} is better)" if name in BETTER else ""), fontsize=9)
+    fig.tight_layout()
+    io.save_figure(fig, path, dpi=100)
+    plt.close(fig)

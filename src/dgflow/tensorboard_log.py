@@ -2,12 +2,12 @@
 
 A finished run's folder gets ``tensorboard/events.out.tfevents.*`` holding
 
-* ``refine`` runs (``metrics.json`` of :func:`dgflow.runner.finish`): ``refine/mean_logit`` and
+* ``refine`` runs (``metrics.json`` of :func:`dgflow.runs.generator.finish`): ``refine/mean_logit`` and
   ``refine/<metric>`` (classifier FID / IS, Inception FID, toy metrics ...) at every kept step, the image
   grid ``grid_step_<k>.png`` of each kept step as image ``samples`` at step ``k``, and with ``eta: auto``
   / ``steps: auto`` the pilot's curves: ``auto/mean_logit/<option>_<size>`` per pilot step, the stopping
   level ``auto/level`` and the chosen stop ``auto/chosen_steps``, with the reason as text ``auto/reason``;
-* ``sample`` runs (``metrics.json`` of :func:`dgflow.diffusion.runner.finish_sample`): ``<variant>/<metric>``
+* ``sample`` runs (``metrics.json`` of :func:`dgflow.runs.sample.finish_sample`): ``<variant>/<metric>``
   (step 0) and the grid ``grid_<variant>.png`` as image ``samples/<variant>``.
 
 The events are rewritten from the run's files each time the run is merged (a resumed run does not

@@ -321,3 +321,13 @@ def load_stl10(root: str | os.PathLike, split: str = "train", image_size: int = 
         raise ValueError(f"{y_path} must hold {n} labels in 1..10 (one per image of {x_path.name}), got "
                          f"{len(labels)} in {labels.min(initial=1)}..{labels.max(initial=1)}; re-download it")
     return images, torch.from_numpy(labels - 1)
+
+
+IMAGE_LOADERS = {"mnist": load_mnist, "cifar10": load_cifar10, "stl10": load_stl10}
+
+
+def load_real_images(dataset: str, root: str | os.PathLike, split: str) -> torch.Tensor:
+    """The images of ``dataset``'s ``split`` (``mnist``, ``cifar10`` or ``stl10``) under ``root``, in [-1, 1]."""
+    if dataset not in IMAGE_LOADERS:
+        raise ValueError(f"no image loader for dataset {dataset!r}; use one of {sorted(IMAGE_LOADERS)}")
+    return IMAGE_LOADERS[dataset](root, split=split)[0]

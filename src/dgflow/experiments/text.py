@@ -29,7 +29,6 @@ so 0.01, the reference code's default.
 from __future__ import annotations
 
 import os
-import random
 import time
 from pathlib import Path
 from typing import Any
@@ -38,14 +37,12 @@ import torch
 
 from .. import io
 from ..api import generate, normalize, refine
-from ..metrics import ngram_js
-from ..text.data import PAD, fixed_length, load_sentences, split_sentences
+from ..metrics.ngram import text_scores
+from ..text.data import PAD, real_sentences
 from ..text.train import Z_DIM, TextGAN, load_textgan, train_textgan
 from .toy2d import MethodRun
 
 N_SENTENCES = 640  # 10 batches of 64, as in the WGAN-GP code
-NGRAMS = (4, 6)
-MAX_REAL = 10_000  # held-out sentences the real n-gram models are built from (at most)
 # The CPU-scale model behind the benchmark (the paper's: 512 channels, 200,000 iterations at lr 1e-4 on a
 # GPU). At 1,200 iterations lr 1e-4 leaves the generator at character soup (base JS-4 0.98, JS-6 1.00, where
 # refinement changes nothing measurable); lr 1e-3 reaches JS-4 0.75 in the same time.
@@ -87,22 +84,6 @@ def normalized_critic(gan: TextGAN, seed: int = 0, n: int = 5000):
     return normalize(gan.generator, gan.critic, n, latent_shape=(Z_DIM,), seed=30_000 + seed, batch_size=1000)
 
 
-def real_sentences(meta: dict[str, Any], n_train: int = N_SENTENCES, seed: int = 0) -> tuple[list[str], list[str]]:
-    """``(held_out, train_sample)``: the checkpoint corpus's held-out sentences (at most ``MAX_REAL``)
-    and ``n_train`` training sentences for the "real" row, all cut or padded to 32 characters."""
-    train, held = split_sentences(load_sentences(meta["corpus"], meta.get("data"), meta.get("max_sentences")))
-    rng = random.Random(seed)
-    if len(held) > MAX_REAL:
-        held = rng.sample(held, MAX_REAL)
-    train_sample = rng.sample(train, min(n_train, len(train)))
-    return fixed_length(held, meta["seq_len"]), fixed_length(train_sample, meta["seq_len"])
-
-
-def score_text(sentences: list[str], real: list[str]) -> dict[str, float]:
-    """JS-4 and JS-6 (bits) of fixed-length ``sentences`` against ``real`` ones."""
-    return {f"js{n}": ngram_js(sentences, real, n) for n in NGRAMS}
-
-
 def run_method(run: MethodRun, gan: TextGAN, critic, n: int, seed: int,
                progress: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """``(z, x)`` of one method on the ``n`` seeded latents every method starts from."""
@@ -125,12 +106,12 @@ def run_text(out_dir: str | os.PathLike = "runs/text", checkpoint: str | os.Path
     checkpoint = Path(checkpoint) if checkpoint is not None else out_dir / "textgan.pt"
     gan = load_or_train(checkpoint, progress, **train)
     critic = normalized_critic(gan, seeds[0])
-    real, train_sample = real_sentences(gan.meta)
+    real, train_sample = real_sentences(gan.meta, N_SENTENCES)
     results: dict[str, Any] = {
         "n": n, "seeds": list(seeds), "unit": "bits", "checkpoint": str(checkpoint), "critic_offset": critic.offset,
         "model": {**{k: v for k, v in gan.meta.items() if k not in ("log", "vocabulary")},
                   "vocab_size": gan.vocabulary.size},
-        "real_held_out_sentences": len(real), "real": score_text(train_sample, real), "methods": {}}
+        "real_held_out_sentences": len(real), "real": text_scores(train_sample, real), "methods": {}}
     samples: dict[str, Any] = {"real": [s.rstrip(PAD) for s in train_sample]}
     base_text: dict[int, list[str]] = {}
     for run in runs if runs is not None else text_methods():
@@ -144,7 +125,7 @@ def run_text(out_dir: str | os.PathLike = "runs/text", checkpoint: str | os.Path
             text = gan.vocabulary.decode(x, strip=False)
             if run.kind == "base":
                 base_text[seed] = text
-            per_seed.append(score_text(text, real))
+            per_seed.append(text_scores(text, real))
             with torch.no_grad():
                 mean_d.append(float(critic(x).mean()))
             changed.append(sum(a != b for a, b in zip(text, base_text.get(seed, text))) / n)

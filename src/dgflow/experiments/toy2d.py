@@ -28,11 +28,9 @@ import torch
 
 from .. import io
 from ..api import generate, normalize, refine, select
-from ..metrics import high_quality_fraction, kde_log_likelihood, modes_covered, sliced_wasserstein
-from ..toy.data import MODES_25G, STD_25G, sample_toy
+from ..metrics.toy import KDE_BANDWIDTH, toy_scores
+from ..toy.data import sample_toy
 from ..toy.models import Z_DIM, load_toy
-
-KDE_BANDWIDTH = 0.05
 
 
 @dataclass
@@ -90,18 +88,6 @@ def load_models(dataset: str, path: str | Path | None = None, seed: int = 0):
     return generator, critic, meta
 
 
-def score(dataset: str, x: torch.Tensor, real: torch.Tensor) -> dict[str, float | int | None]:
-    """All 2-D metrics of samples ``x`` against held-out ``real`` points."""
-    out: dict[str, float | int | None] = {"high_quality_pct": None, "modes": None}
-    if dataset == "25gaussians":
-        out["high_quality_pct"] = 100 * high_quality_fraction(x, MODES_25G, STD_25G)
-        out["modes"] = modes_covered(x, MODES_25G, STD_25G)
-    out["kde_real_under_gen"] = kde_log_likelihood(real, x, KDE_BANDWIDTH)
-    out["kde_gen_under_real"] = kde_log_likelihood(x, real, KDE_BANDWIDTH)
-    out["swd"] = sliced_wasserstein(x, real)
-    return out
-
-
 def run_method(run: MethodRun, generator, critic, n: int, seed: int, calibration_real: torch.Tensor,
                progress: bool) -> torch.Tensor:
     if run.kind == "base":  # the same seeded latents every refiner starts from
@@ -138,7 +124,7 @@ def run_toy2d(out_dir: str | Path = "dgflow-demo", datasets: tuple[str, ...] = (
             x = run_method(run, generator, critic, n, seed, calibration_real, progress)
             seconds = time.perf_counter() - start
             samples[run.label] = x
-            rows[run.label] = {**score(dataset, x, real), "seconds": round(seconds, 2),
+            rows[run.label] = {**toy_scores(dataset, x, real), "seconds": round(seconds, 2),
                                "method": run.method, "options": run.options}
             if progress:
                 print(f"  {dataset:12s} {run.label:13s} {_fmt_row(rows[run.label])}", flush=True)

@@ -23,6 +23,8 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 
+NGRAMS = (4, 6)  # the paper's JS-4 and JS-6
+
 
 def ngram_counts(sentences: Sequence[str], n: int) -> Counter:
     """How often each n-gram (a substring of length ``n``) occurs over ``sentences``."""
@@ -54,3 +56,8 @@ def ngram_js(generated: Sequence[str], real: Sequence[str], n: int, *, unit: str
             js += 0.5 * pw * math.log(2 * pw / (pw + qw))  # 1/2 P(w) log(P(w) / M(w))
     js = max(js, 0.0)  # rounding can leave -1e-17 for identical models
     return js / math.log(2) if unit == "bits" else js
+
+
+def text_scores(sentences: Sequence[str], real: Sequence[str], ngrams: Sequence[int] = NGRAMS) -> dict[str, float]:
+    """``{"js4": ..., "js6": ...}``: JS-n (bits) of fixed-length ``sentences`` against ``real`` ones."""
+    return {f"js{n}": ngram_js(sentences, real, n) for n in ngrams}

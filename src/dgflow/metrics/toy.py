@@ -9,6 +9,7 @@
   it measures coverage; with samples under a KDE of real data, quality. Higher is better.
 * ``sliced_wasserstein``: mean 1-D Wasserstein-1 distance over random unit directions,
   a distance to real data that needs no mode structure. Lower is better.
+* ``toy_scores``: all of them for a 2-D dataset's samples (what ``dgflow demo`` and 2-D runs report).
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ import numpy as np
 import torch
 from scipy.stats import wasserstein_distance
 from sklearn.neighbors import KernelDensity
+
+from ..toy.data import MODES_25G, STD_25G
+
+KDE_BANDWIDTH = 0.05  # of the KDE log-likelihoods toy_scores reports
 
 
 def _np(x) -> np.ndarray:
@@ -59,3 +64,15 @@ def sliced_wasserstein(a, b, n_projections: int = 256, seed: int = 0) -> float:
     dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
     pa, pb = a @ dirs.T, b @ dirs.T
     return float(np.mean([wasserstein_distance(pa[:, i], pb[:, i]) for i in range(n_projections)]))
+
+
+def toy_scores(dataset: str, x, real) -> dict[str, float | int | None]:
+    """All 2-D metrics of samples ``x`` against held-out ``real`` points (the mode metrics only for 25 Gaussians)."""
+    out: dict[str, float | int | None] = {"high_quality_pct": None, "modes": None}
+    if dataset == "25gaussians":
+        out["high_quality_pct"] = 100 * high_quality_fraction(x, MODES_25G, STD_25G)
+        out["modes"] = modes_covered(x, MODES_25G, STD_25G)
+    out["kde_real_under_gen"] = kde_log_likelihood(real, x, KDE_BANDWIDTH)
+    out["kde_gen_under_real"] = kde_log_likelihood(x, real, KDE_BANDWIDTH)
+    out["swd"] = sliced_wasserstein(x, real)
+    return out

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import os
+import random
 import re
 import zlib
 from collections import Counter
@@ -34,6 +35,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from .. import io
+
 SEQ_LEN = 32
 PAD = "`"  # the WGAN-GP language model's pad character
 UNK = "\ufffd"  # the Unicode replacement character stands for characters outside the vocabulary
@@ -41,6 +44,7 @@ CORPORA = ("pydoc", "billion-word")
 BILLION_WORD_FOLDER = "training-monolingual.tokenized.shuffled"
 BILLION_WORD_PATTERN = "news.en-*-of-00100"
 HELD_OUT_BUCKETS = 4  # one sentence in four (by text hash) is held out for evaluation
+MAX_REAL = 10_000  # held-out sentences the real n-gram models are built from (at most)
 
 _TYPOGRAPHY = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u2014": "-",
                              "\u2013": "-", "\u2026": "...", "\u00a0": " ", PAD: "'"})
@@ -247,3 +251,23 @@ def split_sentences(sentences: Sequence[str]) -> tuple[list[str], list[str]]:
 def fixed_length(sentences: Iterable[str], seq_len: int = SEQ_LEN) -> list[str]:
     """Each sentence cut to ``seq_len`` characters or padded with ``"`"`` (the form the models see)."""
     return [s[:seq_len].ljust(seq_len, PAD) for s in sentences]
+
+
+def real_sentences(meta: dict, n_train: int = 640, seed: int = 0) -> tuple[list[str], list[str]]:
+    """``(held_out, train_sample)`` of a text GAN checkpoint's corpus (its ``meta``): the held-out sentences
+    (at most ``MAX_REAL``) and ``n_train`` training sentences, all cut or padded to the model's length."""
+    train, held = split_sentences(load_sentences(meta["corpus"], meta.get("data"), meta.get("max_sentences")))
+    rng = random.Random(seed)
+    if len(held) > MAX_REAL:
+        held = rng.sample(held, MAX_REAL)
+    train_sample = rng.sample(train, min(n_train, len(train)))
+    return fixed_length(held, meta["seq_len"]), fixed_length(train_sample, meta["seq_len"])
+
+
+def checkpoint_vocabulary(path: str | os.PathLike, trust: bool = False) -> tuple[Vocabulary, dict]:
+    """The vocabulary and the training record (``meta``) saved in a text GAN checkpoint (`dgflow train textgan`)."""
+    payload = io.load_checkpoint_file(path, trust=trust)
+    meta = payload.get("meta", {}) if isinstance(payload, dict) else {}
+    if "vocabulary" not in meta:
+        raise ValueError(f"{path} holds no vocabulary: it is not a checkpoint of `dgflow train textgan`")
+    return Vocabulary.from_meta(meta["vocabulary"]), meta
