@@ -27,7 +27,7 @@ from dgflow.config import load_model, validate
 from dgflow.config import validate_sample_config
 from dgflow.diffusion.runner import run_sample
 from dgflow.runner import run
-from dgflow.toy.models import load_toy
+from dgflow.zoo.toy import load_toy
 from dgflow.zoo import build_model, load_checkpoint, save_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -376,12 +376,12 @@ def test_cli_interrupt_is_one_line_and_exit_130(tmp_path, capsys, monkeypatch):
 
 
 def test_cli_interrupt_of_a_command_that_does_not_resume_says_so(tmp_path, capsys, monkeypatch):
-    import dgflow.toy.models
+    import dgflow.training.toy
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(dgflow.toy.models, "train_toy", interrupted)
+    monkeypatch.setattr(dgflow.training.toy, "train_toy", interrupted)
     code, err = _cli(capsys, "train", "toy", "--dataset", "25gaussians", "--out", str(tmp_path / "toy.pt"))
     assert code == 130 and err.strip() == "dgflow: interrupted; rerun to start again"
 

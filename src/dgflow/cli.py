@@ -111,8 +111,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_toy(args: argparse.Namespace) -> int:
-    from .toy.models import train_toy
-
+    from .training.toy import train_toy
     from .zoo import load_checkpoint
 
     overrides = {} if args.iterations is None else {"iterations": args.iterations}

@@ -331,7 +331,7 @@ def _plot_real(cfg: RunConfig) -> torch.Tensor | None:
     """Real points drawn under a 2-D run's scatter plots (held out as the metrics' are; fixes the axes)."""
     if cfg.dataset not in ("25gaussians", "swissroll"):
         return None
-    from .toy.data import sample_toy
+    from .data.toy import sample_toy
 
     return sample_toy(cfg.dataset, 2000, seed=10_000 + cfg.seed)
 
@@ -359,7 +359,7 @@ def make_metrics(cfg: RunConfig) -> Callable[[torch.Tensor], dict[str, float]]:
     against the real test split under ``data_root``."""
     if cfg.dataset in ("25gaussians", "swissroll"):
         from .experiments.toy2d import score
-        from .toy.data import sample_toy
+        from .data.toy import sample_toy
 
         real = sample_toy(cfg.dataset, min(cfg.num_imgs, 10_000), seed=10_000 + cfg.seed)
         return lambda x: {k: float(v) for k, v in score(cfg.dataset, x, real).items() if v is not None}
@@ -426,7 +426,7 @@ def load_real_images(cfg: RunConfig, split: str) -> torch.Tensor:
 def _real_samples(cfg: RunConfig, count: int, seed_offset: int = 20_000) -> torch.Tensor:
     """``count`` held-out real samples (MH-GAN's chains and calibration, the "auto" stopping level)."""
     if cfg.dataset in ("25gaussians", "swissroll"):
-        from .toy.data import sample_toy
+        from .data.toy import sample_toy
 
         return sample_toy(cfg.dataset, count, seed=seed_offset + cfg.seed)
     if cfg.data_root is None:

@@ -29,8 +29,8 @@ import torch
 from .. import io
 from ..api import generate, normalize, refine, select
 from ..metrics import high_quality_fraction, kde_log_likelihood, modes_covered, sliced_wasserstein
-from ..toy.data import MODES_25G, STD_25G, sample_toy
-from ..toy.models import Z_DIM, load_toy
+from ..data.toy import MODES_25G, STD_25G, sample_toy
+from ..zoo.toy import Z_DIM, load_toy
 
 KDE_BANDWIDTH = 0.05
 
