@@ -150,7 +150,7 @@ def test_a_dead_rank_leaves_its_finished_batches_and_the_rerun_resumes(tmp_path)
 def test_two_gloo_ranks_sample_with_guidance_like_one_process(tmp_path):
     """`dgflow sample` (EDM + discriminator guidance) under torchrun: same files as one process."""
     from dgflow.config import validate_sample_config
-from dgflow.diffusion.runner import run_sample
+    from dgflow.diffusion.runner import run_sample
     from dgflow.zoo import build_model, save_checkpoint
 
     torch.manual_seed(0)

@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import re
-import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "docs"))

@@ -7,7 +7,6 @@ plant a payload whose unpickling would create a marker file, and assert that the
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import threading
 import time
