@@ -33,8 +33,8 @@ def load(model: str, args: argparse.Namespace):
     if model == "toy":
         from dgflow.experiments.toy2d import load_models
         from dgflow.metrics import high_quality_fraction
-        from dgflow.toy.data import MODES_25G, STD_25G, sample_toy
-        from dgflow.toy.models import Z_DIM
+        from dgflow.data.toy import MODES_25G, STD_25G, sample_toy
+        from dgflow.zoo.toy import Z_DIM
 
         g, critic, _ = load_models("25gaussians")
         return (g, critic, None, (Z_DIM,), lambda x: 100 * high_quality_fraction(x, MODES_25G, STD_25G), True,

@@ -28,7 +28,8 @@ held = test[torch.randperm(len(test), generator=torch.Generator().manual_seed(40
 out = {}
 for model in sys.argv[1].split(","):
     g, d, c = files[model]
-    G = load_checkpoint(g)[0]["generator"]; D = load_checkpoint(d)[0]["discriminator"]
+    G = load_checkpoint(g)[0]["generator"]
+    D = load_checkpoint(d)[0]["discriminator"]
     C = load_checkpoint(c)[0]["corrector"] if c else None
     with torch.no_grad():
         real = DensityRatio(D, C)(held)

@@ -49,7 +49,7 @@ VARIANTS = {  # label -> guide() options
 
 def toy(args: argparse.Namespace) -> list[dict]:
     from dgflow.metrics import toy_scores
-    from dgflow.toy.data import sample_toy
+    from dgflow.data.toy import sample_toy
     from dgflow.training.diffusion import train_diffusion, train_time_discriminator
     from dgflow.zoo import build_model
 

@@ -76,7 +76,7 @@ def method_seconds(run_dir: Path) -> float:
     """The method's wall time: ``timing.json``, or the per-batch times runs of older versions kept in the batches."""
     if (run_dir / "timing.json").exists():
         return json.loads((run_dir / "timing.json").read_text())["method_seconds"]
-    return sum(torch.load(f, weights_only=False).get("seconds", 0.0) for f in (run_dir / "batches").glob("*.pt"))
+    return sum(torch.load(f, weights_only=True).get("seconds", 0.0) for f in (run_dir / "batches").glob("*.pt"))
 
 
 def main() -> None:

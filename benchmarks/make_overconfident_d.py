@@ -27,7 +27,7 @@ def main() -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     models, _ = load_checkpoint(args.gan)
-    records = torch.load(args.gan, map_location="cpu", weights_only=False)["models"]
+    records = torch.load(args.gan, map_location="cpu", weights_only=True)["models"]  # tensors and plain values only
     g, d = models["generator"].eval(), models["discriminator"].train()
     x = load_mnist(args.data, split="train")[0][:args.subset]
     opt = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.0, 0.9))

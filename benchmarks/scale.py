@@ -59,7 +59,7 @@ def build(model: str, device: torch.device, mnist: str):
 
     torch.manual_seed(0)
     if model == "mlp-2d":
-        from dgflow.toy.models import load_toy
+        from dgflow.zoo.toy import load_toy
 
         g, d, _ = load_toy("25gaussians")
         z_dim = 2

@@ -92,7 +92,7 @@ def main() -> None:
     from dgflow.ratio import DensityRatio
     from dgflow.selectors import Proposals
     from dgflow.target import Target, eval_mode
-    from dgflow.toy.data import sample_toy
+    from dgflow.data.toy import sample_toy
 
     generator, critic, _ = load_models("25gaussians", seed=args.seed)
     real = sample_toy("25gaussians", 1000, seed=20_000 + args.seed)  # as the demo's calibration_real

@@ -19,8 +19,8 @@ import torch
 from dgflow import generate, refine
 from dgflow.experiments.toy2d import load_models
 from dgflow.metrics import toy_scores
-from dgflow.toy.data import sample_toy
-from dgflow.toy.models import Z_DIM
+from dgflow.data.toy import sample_toy
+from dgflow.zoo.toy import Z_DIM
 
 GRIDS = {
     "dgflow": {"eta": [0.003, 0.01, 0.03, 0.1], "gamma": [0.01], "steps": [25], "f": ["KL", "JS", "logD"]},  # on the self-normalised critic,

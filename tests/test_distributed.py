@@ -14,7 +14,7 @@ import yaml
 from dgflow import distributed
 from dgflow.config import validate
 from dgflow.runs.refine import run_refine
-from dgflow.toy.models import load_toy
+from dgflow.zoo.toy import load_toy
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 TOY = {"dataset": "25gaussians", "gen_type": "mlp_generator", "gen_path": "pkg:toy/weights/25gaussians.pt",

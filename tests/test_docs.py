@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import re
-import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "docs"))
@@ -84,3 +81,12 @@ def test_shipped_configs_and_the_readme_name_no_shared_folder():
     offenders = [p.name for p in sorted((ROOT / "configs").glob("*.yml")) if "../shared" in p.read_text()]
     assert offenders == []
     assert "../shared" not in (ROOT / "README.md").read_text()
+
+
+def test_every_benchmark_script_is_documented():
+    """benchmarks/README.md has a section (a heading naming the script) for every script in benchmarks/."""
+    readme = (ROOT / "benchmarks" / "README.md").read_text()
+    headings = [line for line in readme.splitlines() if line.startswith("#")]
+    scripts = sorted(p.name for p in (ROOT / "benchmarks").glob("*.py"))
+    assert scripts
+    assert [s for s in scripts if not any(f"`{s}`" in h for h in headings)] == []

@@ -10,7 +10,7 @@ import torch
 
 import dgflow
 from dgflow.metrics import high_quality_fraction, kde_log_likelihood, modes_covered, sliced_wasserstein
-from dgflow.toy.data import MODES_25G, STD_25G, sample_toy
+from dgflow.data.toy import MODES_25G, STD_25G, sample_toy
 from dgflow.zoo import build_model, load_checkpoint, save_checkpoint
 
 

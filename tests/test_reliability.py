@@ -7,7 +7,6 @@ plant a payload whose unpickling would create a marker file, and assert that the
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import threading
 import time
@@ -27,7 +26,7 @@ from dgflow.config import load_model, validate
 from dgflow.config import validate_sample_config
 from dgflow.runs.refine import run_refine
 from dgflow.runs.sample import run_sample
-from dgflow.toy.models import load_toy
+from dgflow.zoo.toy import load_toy
 from dgflow.zoo import build_model, load_checkpoint, save_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -376,12 +375,12 @@ def test_cli_interrupt_is_one_line_and_exit_130(tmp_path, capsys, monkeypatch):
 
 
 def test_cli_interrupt_of_a_command_that_does_not_resume_says_so(tmp_path, capsys, monkeypatch):
-    import dgflow.toy.models
+    import dgflow.training.toy
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(dgflow.toy.models, "train_toy", interrupted)
+    monkeypatch.setattr(dgflow.training.toy, "train_toy", interrupted)
     code, err = _cli(capsys, "train", "toy", "--dataset", "25gaussians", "--out", str(tmp_path / "toy.pt"))
     assert code == 130 and err.strip() == "dgflow: interrupted; rerun to start again"
 

@@ -13,7 +13,7 @@ import yaml
 from dgflow.cli import main
 from dgflow.config import load_config, validate
 from dgflow.runs.refine import run_refine
-from dgflow.toy.models import load_toy
+from dgflow.zoo.toy import load_toy
 
 TOY = {"dataset": "25gaussians", "gen_type": "mlp_generator", "gen_path": "pkg:toy/weights/25gaussians.pt",
        "disc_type": "mlp_discriminator", "disc_path": "pkg:toy/weights/25gaussians.pt", "z_dim": 2,

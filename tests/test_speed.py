@@ -12,7 +12,7 @@ from dgflow.priors import make_prior
 from dgflow.ratio import DensityRatio
 from dgflow.speed import SpeedOptions, batch_for_budget, saved_bytes_per_sample
 from dgflow.target import Target
-from dgflow.toy.models import load_toy
+from dgflow.zoo.toy import load_toy
 from dgflow.zoo import build_model
 
 FIELDS = ("x", "z", "logits", "z_history", "x_history", "logit_history")
@@ -86,7 +86,7 @@ def test_bf16_autocast_stays_within_its_rounding_error():
     # what refinement is for: the distribution of refined samples. Same seeds, so the two runs are
     # paired; 1 point of "high quality" is 10 of 1000 samples changing side (measured: 0.05 points).
     from dgflow.metrics import toy_scores
-    from dgflow.toy.data import sample_toy
+    from dgflow.data.toy import sample_toy
 
     kw = dict(n=1000, latent_shape=(2,), eta=0.01, steps=10, batch_size=500, progress=False)
     real = sample_toy("25gaussians", 1000, seed=1)

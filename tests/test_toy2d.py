@@ -6,7 +6,7 @@ import json
 
 from dgflow.cli import main
 from dgflow.experiments.toy2d import load_models, run_toy2d
-from dgflow.toy.models import load_toy
+from dgflow.zoo.toy import load_toy
 
 
 def test_shipped_models_load_with_their_settings():

@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._version import __version__
+from ._version import __version__ as __version__  # re-exported: dgflow.__version__
 
 _EXPORTS = {
     "api": ["refine", "select", "autotune", "generate", "normalize", "RefineResult"],

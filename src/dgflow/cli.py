@@ -111,8 +111,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_toy(args: argparse.Namespace) -> int:
-    from .toy.models import train_toy
-
+    from .training.toy import train_toy
     from .zoo import load_checkpoint
 
     overrides = {} if args.iterations is None else {"iterations": args.iterations}
@@ -385,7 +384,7 @@ def _cmd_methods(args: argparse.Namespace) -> int:
             opts = ", ".join(f"{f.name}={f.default!r}" for f in own_first)
             print(f"  {name:8s} {METHOD_DESCRIPTIONS.get(name, '')}\n           defaults: {opts}")
             if name in demo and demo[name] != {f.name: f.default for f in dataclasses.fields(cls) if f.name in demo[name]}:
-                print(f"           `dgflow demo` (2-D) uses: " + ", ".join(f"{k}={v!r}" for k, v in demo[name].items()))
+                print("           `dgflow demo` (2-D) uses: " + ", ".join(f"{k}={v!r}" for k, v in demo[name].items()))
     print("  f (DGflow's f-divergence, f_div: in a config): " + ", ".join(DIVERGENCES)
           + "; KL, JS and logD are the paper's")
     import inspect

@@ -29,8 +29,8 @@ import torch
 from .. import io
 from ..api import generate, normalize, refine, select
 from ..metrics.toy import KDE_BANDWIDTH, toy_scores
-from ..toy.data import sample_toy
-from ..toy.models import Z_DIM, load_toy
+from ..data.toy import sample_toy
+from ..zoo.toy import Z_DIM, load_toy
 
 
 @dataclass

@@ -19,7 +19,7 @@ import torch
 from scipy.stats import wasserstein_distance
 from sklearn.neighbors import KernelDensity
 
-from ..toy.data import MODES_25G, STD_25G
+from ..data.toy import MODES_25G, STD_25G
 
 KDE_BANDWIDTH = 0.05  # of the KDE log-likelihoods toy_scores reports
 

@@ -18,7 +18,7 @@ from .. import distributed
 from ..config import load_model, resolve_path
 from ..data import load_real_images
 from ..text.data import Vocabulary, checkpoint_vocabulary, real_sentences
-from ..toy.data import sample_toy
+from ..data.toy import sample_toy
 
 TOY_DATASETS = ("25gaussians", "swissroll")
 Measure = Callable[[torch.Tensor], dict[str, float]]

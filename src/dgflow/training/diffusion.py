@@ -140,7 +140,7 @@ def load_training_data(dataset: str, data_root: str | Path | None, n_toy: int = 
                        seed: int = 0) -> tuple[Tensor, Tensor | None]:
     """Training points: a 2-D dataset (``n_toy`` draws) or MNIST / CIFAR-10 images with labels."""
     if dataset in TOY:
-        from ..toy.data import sample_toy
+        from ..data.toy import sample_toy
 
         return sample_toy(dataset, n_toy, seed=seed), None
     if data_root is None:

@@ -86,8 +86,8 @@ class RealNVP(nn.Module):
             raise ValueError(f"alpha must lie in (0, 0.5), got {alpha!r}")
         self.channels, self.image_size, self.width, self.levels, self.alpha = channels, image_size, width, levels, alpha
         self.scales = nn.ModuleList(
-            nn.ModuleList(AffineCoupling(4 * channels * 2**l, width, flip=k % 2 == 1) for k in range(couplings))
-            for l in range(levels))
+            nn.ModuleList(AffineCoupling(4 * channels * 2**level, width, flip=k % 2 == 1) for k in range(couplings))
+            for level in range(levels))
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:

@@ -168,7 +168,8 @@ class Glow(RealNVP):
                              f"got {temperature!r}")
         self.temperature = temperature
         self.scales = nn.ModuleList(  # replaces RealNVP's couplings: same squeeze / factor-out recursion
-            nn.ModuleList(FlowStep(4 * channels * 2**l, width) for _ in range(couplings)) for l in range(self.levels))
+            nn.ModuleList(FlowStep(4 * channels * 2**level, width) for _ in range(couplings))
+            for level in range(self.levels))
 
     def forward(self, z: Tensor) -> Tensor:
         """Generator direction at the temperature: ``x = flow(T z)``."""

@@ -1,4 +1,7 @@
-"""The 2-D MLPs of the DGflow paper: generator 2-256-256-256-2, discriminator 2-512-512-512-1, leaky ReLU."""
+"""The 2-D MLPs of the DGflow paper: generator 2-256-256-256-2, discriminator 2-512-512-512-1, leaky ReLU.
+
+The trained pairs that ship with dgflow load with :func:`dgflow.zoo.toy.load_toy`.
+"""
 
 from __future__ import annotations
 

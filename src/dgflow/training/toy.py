@@ -1,4 +1,4 @@
-"""Train, save and load the 2-D WGAN-GP models the main job uses.
+"""Train and save the 2-D WGAN-GP pairs the main job uses (:mod:`dgflow.zoo.toy` loads them).
 
 The package ships one trained pair per dataset in ``dgflow/toy/weights/``; they were made by
 
@@ -10,26 +10,22 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..training import train_wgan_gp
-from ..zoo import load_checkpoint, save_checkpoint
-from .data import sample_toy
+from ..data.toy import sample_toy
+from ..zoo import build_model, save_checkpoint
+from ..zoo.toy import Z_DIM
+from .wgan_gp import train_wgan_gp
 
-WEIGHTS = Path(__file__).parent / "weights"
 TOY_TRAINING = dict(iterations=3000, batch_size=256, lr=1e-4, betas=(0.5, 0.9), n_critic=5, gp_weight=0.1)
-Z_DIM = 2
 
 
 def train_toy(dataset: str, out: str | os.PathLike, seed: int = 0, progress: bool = True,
               **overrides: Any) -> tuple[nn.Module, nn.Module]:
     """Train the paper's 2-D WGAN-GP (G 2-256-256-256-2, D 2-512-512-512-1) and save a checkpoint."""
-    from ..zoo import build_model
-
     settings = {**TOY_TRAINING, **overrides}
     torch.manual_seed(seed)
     g_cfg, d_cfg = {"z_dim": Z_DIM}, {}
@@ -42,10 +38,3 @@ def train_toy(dataset: str, out: str | os.PathLike, seed: int = 0, progress: boo
     save_checkpoint(out, {"generator": ("mlp_generator", g_cfg, generator),
                           "discriminator": ("mlp_discriminator", d_cfg, critic)}, meta)
     return generator, critic
-
-
-def load_toy(dataset: str, path: str | os.PathLike | None = None) -> tuple[nn.Module, nn.Module, dict]:
-    """The shipped (or given) 2-D generator and critic for ``dataset``."""
-    path = Path(path) if path is not None else WEIGHTS / f"{dataset}.pt"
-    models, meta = load_checkpoint(path)
-    return models["generator"], models["discriminator"], meta
