@@ -23,7 +23,8 @@ from torch import nn
 import dgflow
 from dgflow import io
 from dgflow.cli import main
-from dgflow.config import load_model, validate
+from dgflow.config import validate
+from dgflow.zoo.loading import load_model
 from dgflow.config import validate_sample_config
 from dgflow.diffusion.runner import run_sample
 from dgflow.runner import run

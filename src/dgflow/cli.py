@@ -27,7 +27,7 @@ def config_file(spec: str) -> str:
     (in a source checkout those are the repository's ``configs/``)."""
     if not spec.startswith("pkg:"):
         return spec
-    from .config import resolve_path
+    from .zoo.loading import resolve_path
 
     packaged = resolve_path(spec)
     relative = spec[len("pkg:"):]

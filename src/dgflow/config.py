@@ -11,7 +11,8 @@ dgflow's own (``seed``, ``prior``, ``device``, ``options``, ``name``, ...). ``et
 A model is named by a registered architecture (``dgflow methods`` does not list them;
 see :data:`dgflow.zoo.ARCHITECTURES`) or an import path ``package.module:Class`` built with
 ``*_kwargs``; its weights come from a dgflow checkpoint (the role is picked by ``*_role``)
-or a plain state dict. A path starting with ``pkg:`` is inside the installed package.
+or a plain state dict (loaded by :func:`dgflow.zoo.loading.load_model`). A path starting with
+``pkg:`` is inside the installed package.
 
 A config is code: an import path runs that module's code and builds that class, so run only
 configs you trust. Checkpoints load without running code (``weights_only``); one that needs
@@ -20,7 +21,6 @@ full unpickling is refused unless ``trust_checkpoint: true`` (``--trust-checkpoi
 
 from __future__ import annotations
 
-import importlib
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -28,7 +28,6 @@ from typing import Any
 
 import torch
 import yaml
-from torch import nn
 
 from .diffusion.denoisers import vp_time_to_sigma
 from .refiners import REFINERS
@@ -256,85 +255,6 @@ def check_device(device: str | None, source: str = "config", available: bool = T
             raise ValueError(f"{source}: device {device!r}, but this machine has {torch.cuda.device_count()} GPU(s)")
     elif dev.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"{source}: device {device!r}, but MPS is not available on this machine")
-
-
-# ----------------------------------------------------------------------------------------- models
-
-
-def resolve_path(path: str) -> Path:
-    """A filesystem path, or ``pkg:relative/path`` inside the installed dgflow package."""
-    if path.startswith("pkg:"):
-        return Path(__file__).parent / path[4:]
-    return Path(path).expanduser()
-
-
-# the config-key prefix of each model kind: gen_path, disc_type, corr_kwargs, ...
-KEY_PREFIX = {"generator": "gen", "discriminator": "disc", "corrector": "corr", "denoiser": "denoiser",
-              "classifier": "classifier"}
-
-
-def load_model(kind: str, type_: str | None, path: str | None, kwargs: dict[str, Any], role: str,
-               device: torch.device, prefix: str | None = None, trust: bool = False) -> nn.Module:
-    """Build and load one model of a run (``kind`` is "generator", "discriminator" or "corrector";
-    ``prefix`` of its config keys, default from :data:`KEY_PREFIX`: ``gen_path``, ``disc_path``, ...).
-
-    The checkpoint loads without running code unless ``trust`` (see :func:`dgflow.io.load_torch_file`).
-    """
-    from .io import load_checkpoint_file
-    from .zoo import ARCHITECTURES, build_model, load_state_strict
-
-    key = prefix or KEY_PREFIX.get(kind, kind)
-
-    payload = None
-    if path is not None:
-        file = resolve_path(path)
-        if not file.is_file():
-            raise FileNotFoundError(f"{kind} checkpoint {file} does not exist (from the config's {key}_path)")
-        payload = load_checkpoint_file(file, trust=trust)
-    if isinstance(payload, dict) and payload.get("format") == "dgflow":
-        models = payload["models"]
-        rec = models.get(role) or (next(iter(models.values())) if len(models) == 1 else None)
-        if rec is None:
-            raise ValueError(f"{path} holds models {sorted(models)}, none with the role {role!r}; "
-                             f"set {key}_role to one of them")
-        if type_ is not None and type_ != rec["arch"]:
-            raise ValueError(f"{path} [{role}] holds a {rec['arch']!r}, but the config says {key}_type: {type_!r}")
-        model = build_model(rec["arch"], **{**rec["config"], **kwargs})
-        load_state_strict(model, rec["state_dict"], f"{path} [{role}]")
-        return model.to(device).eval()
-    if type_ is None:
-        raise ValueError(f"{path} is not a dgflow checkpoint: set {key}_type (and {key}_kwargs) so the "
-                         "architecture can be built before loading the state dict")
-    if type_ in ARCHITECTURES:
-        model = build_model(type_, **kwargs)
-    else:
-        model = _import_class(type_, f"{key}_type")(**kwargs)
-    if payload is not None:
-        state = payload.get("state_dict", payload) if isinstance(payload, dict) else None
-        if not isinstance(state, dict):
-            raise ValueError(f"{path} holds neither a dgflow checkpoint nor a state dict")
-        load_state_strict(model, state, str(path))
-    return model.to(device).eval()
-
-
-def _import_class(spec: str, key: str = "type") -> type[nn.Module]:
-    """The ``nn.Module`` subclass an import path ``package.module:Class`` names (nothing else is called)."""
-    if ":" not in spec:
-        raise ValueError(f"{spec!r} is neither a registered architecture nor an import path 'package.module:Class'")
-    module_name, _, attr = spec.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"cannot import {module_name!r} (from {spec!r}): {exc}") from exc
-    obj = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise ValueError(f"{module_name} has no attribute {attr!r} (from {spec!r})")
-        obj = getattr(obj, part)
-    if not (isinstance(obj, type) and issubclass(obj, nn.Module)):
-        raise ValueError(f"{key}: {spec!r} is a {type(obj).__name__}, not a torch.nn.Module subclass; an import "
-                         "path must name the model's class")
-    return obj
 
 
 # ----------------------------------------------------------------------------- dgflow sample

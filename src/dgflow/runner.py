@@ -43,7 +43,8 @@ from .progress import progress_bar as tqdm
 
 from . import distributed, io
 from .api import normalize, refine, select
-from .config import RunConfig, check_device, load_model, resolve_path
+from .config import RunConfig, check_device
+from .zoo.loading import load_model, resolve_path
 from .ratio import DensityRatio
 from .tensorboard_log import write_run_events
 from .refiners import REFINERS

@@ -30,7 +30,8 @@ import torch
 from ..progress import progress_bar as tqdm
 
 from .. import distributed, io
-from ..config import SampleConfig, check_device, load_model
+from ..config import SampleConfig, check_device
+from ..zoo.loading import load_model
 from ..plots import BETTER, metric_note, save_grid, to_uint8
 from ..runner import _claim, _pending, _plot_real, checkpoint_hashes, load_batch, make_metrics, run_folder, save_batch
 from ..tensorboard_log import write_run_events
