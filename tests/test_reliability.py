@@ -396,7 +396,7 @@ def test_cli_interrupt_of_a_command_that_does_not_resume_says_so(tmp_path, capsy
     ("name", 123, "name must be a string"),
     ("dataset", "cifar11", "dataset 'cifar11' is unknown"),
     ("device", "gpu", "device 'gpu' is not a device"),
-    ("trust_checkpoint", "yes", "trust_checkpoint must be a bool"),
+    ("trust_checkpoint", "yes", "trust_checkpoint must be true or false"),
 ])
 def test_config_keys_are_checked(tmp_path, key, value, message):
     with pytest.raises(ValueError, match=message):

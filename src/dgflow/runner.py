@@ -66,7 +66,7 @@ _ONLY_WHEN_SET = {"autocast": None, "compile": False, "channels_last": False, "h
 def fingerprint(cfg: Any, exclude: set[str] = _NOT_IN_FINGERPRINT, checkpoints: dict[str, str] | None = None) -> str:
     """A hash of the keys that change the samples and of the checkpoints' sha256 ``{key: sha256}``
     (a run resumes only under the same fingerprint)."""
-    items = {k: v for k, v in cfg.to_dict().items()
+    items = {k: v for k, v in cfg.fingerprint_items().items()
              if k not in exclude and not (k in _ONLY_WHEN_SET and v == _ONLY_WHEN_SET.get(k))}
     if checkpoints:
         items["checkpoint sha256"] = checkpoints
