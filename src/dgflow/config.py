@@ -255,9 +255,9 @@ class RunConfig:
         return out
 
     def fingerprint_items(self) -> dict[str, Any]:
-        """:meth:`to_dict` with every flat key, as run fingerprints have hashed them since dgflow 0.1 (so runs
-        of earlier versions resume): a flat key the config leaves out holds the method's default or, for a
-        method it does not apply to, the default of the option it sets."""
+        """:meth:`to_dict` with every flat key, as dgflow 0.2's run fingerprints hashed them (so its run folders
+        resume): a flat key the config leaves out holds the method's default or, for a method it does not
+        apply to, the default of the option it sets."""
         out = self.to_dict()
         for flat, (methods, name) in FLAT_KEYS.items():
             if flat not in out:
