@@ -59,8 +59,8 @@ def test_a_flat_key_that_does_not_apply_to_the_method_is_an_error_naming_the_fix
         validate({**TOY, "method": "ddls"})
     with pytest.raises(ValueError, match=r"f_div, eta, gamma do not apply to method dot .*options: \{lr: \.\.\.\}"):
         validate({**TOY, "method": "dot", "f_div": "KL", "gamma": 0.01})
-    with pytest.raises(ValueError, match=r"steps does not apply to method mhgan \(steps sets dgflow/ddls/dot's steps\); "
-                                         r"mhgan's options are chain_length, calibration"):
+    with pytest.raises(ValueError, match=r"steps does not apply to method mhgan \(steps sets dgflow/ddls/dot's "
+                                         r"steps\); mhgan's options are chain_length, calibration"):
         validate({**{k: v for k, v in TOY.items() if k != "eta"}, "method": "mhgan"})
 
 
@@ -70,6 +70,15 @@ def test_an_option_given_as_a_flat_key_and_in_options_is_an_error():
         validate({**TOY, "options": {"eta": 0.02}})
     with pytest.raises(ValueError, match="ddls's steps is given twice, as steps: 4 and in options"):
         validate({**{k: v for k, v in TOY.items() if k != "eta"}, "method": "ddls", "options": {"steps": 9}})
+
+
+def test_every_flat_key_names_an_option_of_each_method_it_applies_to():
+    from dgflow.config import FLAT_KEYS, METHODS, method_fields
+
+    for key, (methods, name) in FLAT_KEYS.items():
+        assert methods and set(methods) <= set(METHODS), key
+        for method in methods:
+            assert name in [f.name for f in method_fields(method)], (key, method)
 
 
 def test_flat_keys_are_aliases_of_the_method_options():

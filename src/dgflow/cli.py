@@ -374,7 +374,8 @@ def method_config_keys(method: str) -> str:
 
     flat = {FLAT_KEYS[k][1]: k for k in FLAT_KEYS if applies(k, method)}
     top = ", ".join(k if k == name else f"{k} (= {name})" for name, k in flat.items())
-    example = next(f.name for f in method_fields(method) if f.name not in flat and option_default(method, f.name) is not None)
+    example = next(f.name for f in method_fields(method)
+                   if f.name not in flat and option_default(method, f.name) is not None)
     return ((f"{top} at the top level; the others" if top else "every option") + " under options: (e.g. options: "
             f"{{{example}: {option_default(method, example)!r}}})")
 

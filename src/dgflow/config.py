@@ -78,7 +78,7 @@ def _fits(value: Any, expected: Any, low: float | None) -> bool:
     if expected is bool:
         return isinstance(value, bool)
     if expected in (int, float):
-        number = (isinstance(value, int) if expected is int else isinstance(value, (int, float)) and not math.isnan(value))
+        number = isinstance(value, int) or (expected is float and isinstance(value, float) and not math.isnan(value))
         return number and not isinstance(value, bool) and (low is None or value >= low)
     if expected is str:
         return isinstance(value, str)
@@ -143,11 +143,13 @@ def applies(key: str, method: str) -> bool:
     return method in FLAT_KEYS[key][0]
 
 
-def resolve_options(method: str, flat: dict[str, Any], options: dict[str, Any], source: str = "config") -> dict[str, Any]:
+def resolve_options(method: str, flat: dict[str, Any], options: dict[str, Any],
+                    source: str = "config") -> dict[str, Any]:
     """The options of ``method`` that the flat keys ``flat`` and the mapping ``options`` give, checked by the
     method's own dataclass; a flat key the method does not have, or an option given twice, is an error."""
     if method not in METHODS:
-        raise ValueError(f"{source}: method {method!r} is unknown; choose one of {sorted(REFINERS) + sorted(SELECTORS)}")
+        raise ValueError(f"{source}: method {method!r} is unknown; choose one of "
+                         f"{sorted(REFINERS) + sorted(SELECTORS)}")
     names = [f.name for f in method_fields(method)]
     hint = f"{method}'s options are {', '.join(names)}: set them as options: {{{names[0]}: ...}} (`dgflow methods` " \
            "lists their defaults)"
@@ -227,7 +229,8 @@ class RunConfig:
     bottom_width: int | None = None
 
     def method_options(self) -> dict[str, Any]:
-        """The keyword options for :func:`dgflow.refine` / :func:`dgflow.select` (the method's defaults for the rest)."""
+        """The keyword options for :func:`dgflow.refine` / :func:`dgflow.select` (the method's defaults for the
+        rest)."""
         return dict(self.options)
 
     def speed_options(self) -> SpeedOptions:
