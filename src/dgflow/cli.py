@@ -661,7 +661,8 @@ def build_parser() -> argparse.ArgumentParser:
     ref = command(sub, "refine", "refine (or select) samples as a YAML config describes; resumable; ends with "
                   "the metrics table")
     ref.add_argument("--config", required=True, help=config_help + "; the authors' keys (gen_type, gen_path, "
-                     "disc_type, disc_path, f_div, eta, gamma, steps, ...) plus method")
+                     "disc_type, disc_path, f_div, eta, gamma, steps, ...) plus method and the method's other "
+                     "options under options: (`dgflow methods` lists them)")
     ref.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="override config keys, e.g. --set eta=0.05 steps=10")
     _run_flags(ref)
     _quiet(ref)
