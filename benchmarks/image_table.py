@@ -125,7 +125,7 @@ def main() -> None:
                 if value and value.startswith(f"runs/{args.dataset}/"):
                     setattr(cfg, attr, str(models_dir / value[len(f"runs/{args.dataset}/"):]))
             if cfg.method in ("dgflow", "ddls", "dot"):  # keep the start and the end only
-                cfg.save_interval = cfg.steps if isinstance(cfg.steps, int) else 10_000
+                cfg.save_interval = cfg.options["steps"] if isinstance(cfg.options.get("steps"), int) else 10_000
             cell = results.get(key, {})
             if "fid_classifier" not in cell:
                 began = time.perf_counter()

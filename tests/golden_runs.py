@@ -32,14 +32,15 @@ ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).resolve().parent / "golden" / "outputs.json"
 TOY = {"dataset": "25gaussians", "gen_type": "mlp_generator", "gen_path": "pkg:toy/weights/25gaussians.pt",
        "disc_type": "mlp_discriminator", "disc_path": "pkg:toy/weights/25gaussians.pt", "z_dim": 2,
-       "steps": 6, "save_interval": 3, "num_imgs": 40, "batch_size": 16, "exp_root": "exps"}
-METHODS = {  # one run per method, with options that exercise each method's own settings
-    "dgflow": {"method": "dgflow", "f_div": "JS", "eta": 0.01, "gamma": 0.01, "normalize_critic": True},
-    "ddls": {"method": "ddls", "options": {"eps": 0.01, "metropolis": True}},
-    "dot": {"method": "dot", "space": "data", "options": {"lr": 0.01, "optimizer": "adam", "k_eff_pairs": 50}},
+       "save_interval": 3, "num_imgs": 40, "batch_size": 16, "exp_root": "exps"}
+METHODS = {  # one run per method, with options that exercise each method's own settings (steps: the refiners')
+    "dgflow": {"method": "dgflow", "f_div": "JS", "eta": 0.01, "gamma": 0.01, "steps": 6, "normalize_critic": True},
+    "ddls": {"method": "ddls", "steps": 6, "options": {"eps": 0.01, "metropolis": True}},
+    "dot": {"method": "dot", "space": "data", "steps": 6,
+            "options": {"lr": 0.01, "optimizer": "adam", "k_eff_pairs": 50}},
     "drs": {"method": "drs", "options": {"burn_in": 500, "gamma_per_chain": True, "chain_length": 50}},
     "mhgan": {"method": "mhgan", "options": {"chain_length": 20}},
-    "dgflow-auto": {"method": "dgflow", "eta": "auto", "normalize_critic": True},  # the step size tuned by "auto"
+    "dgflow-auto": {"method": "dgflow", "eta": "auto", "steps": 6, "normalize_critic": True},  # the step size tuned by "auto"
 }
 VOLATILE = ("seconds", "time", "timing")
 

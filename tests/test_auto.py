@@ -179,7 +179,7 @@ def test_bad_auto_options_name_the_problem(identity_case):
         dgflow.refine(g, d, n=2, latent_shape=(2,), eta="auto", heldout=torch.full((4, 2), float("nan")))
     with pytest.raises(TypeError, match="autotune takes no 'n'"):
         dgflow.autotune(g, d, n=3, latent_shape=(2,), eta="auto")
-    with pytest.raises(ValueError, match="eta must be a int or float or 'auto'"):
+    with pytest.raises(ValueError, match="eta must be a finite number > 0 or 'auto'"):
         validate({"gen_type": "x", "disc_type": "y", "eta": "fast"})
 
 

@@ -85,10 +85,28 @@ def test_set_method_warns_about_keys_written_for_another_method():
     config = str(ROOT / "configs" / "toy-25gaussians.yml")  # method: dgflow, steps: 25 (the README's example)
     warnings = cli.method_override_warnings(config, {"method": "ddls"})
     assert any("steps: 25" in w and "steps=100" in w for w in warnings)
-    assert any("eta" in w and "do not apply to ddls" in w for w in warnings)
+    assert any("f_div, eta, gamma in" in w and "do not apply to ddls: left out" in w for w in warnings)
     assert not any("steps" in w for w in cli.method_override_warnings(config, {"method": "ddls", "steps": 50}))
     assert cli.method_override_warnings(config, {"eta": 0.2}) == []
     assert cli.method_override_warnings(config, {"method": "dgflow"}) == []
+
+
+def test_methods_lists_each_method_options_and_defaults_from_its_dataclass_and_the_config_keys(capsys):
+    import dataclasses
+
+    from dgflow.refiners import REFINERS
+    from dgflow.selectors import SELECTORS
+
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    for name, cls in {**REFINERS, **SELECTORS}.items():
+        defaults = lines[lines.index(next(line for line in lines if line.startswith(f"  {name} "))) + 1]
+        for f in dataclasses.fields(cls):
+            assert (f"{f.name}={f.default!r}" in defaults) == f.init, (name, f.name)  # every option, nothing else
+    assert "config: f_div (= f), eta, gamma, steps at the top level; the others under options:" in out
+    assert "config: steps at the top level; the others under options: (e.g. options: {eps: 0.01})" in out
+    assert "config: every option under options: (e.g. options: {chain_length: 640})" in out
 
 
 def test_methods_lists_descriptions_and_the_f_choices(capsys):

@@ -185,10 +185,10 @@ def test_sample_cli(toy_models, tmp_path, capsys):
 @pytest.mark.parametrize("change, match", [
     ({"unknown_key": 1}, "unknown key"),
     ({"time_min": 0.5, "time_max": 0.1}, "time_min < time_max"),
-    ({"steps": 1}, "steps must be >= 2"),
+    ({"steps": 1}, "steps must be a whole number >= 2"),
     ({"disc_path": None}, "needs disc_path"),
     ({"dg_weight_1st_order": 0.0, "boosting": True}, "boosting needs"),
-    ({"adapter": "v_prediction"}, "adapter must be epsilon_vp"),
+    ({"adapter": "v_prediction"}, "adapter must be 'epsilon_vp' \\(or null\\)"),
     ({"denoiser_path": None}, "denoiser_type .* or denoiser_path"),
 ])
 def test_sample_config_errors(toy_models, change, match):

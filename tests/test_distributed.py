@@ -20,6 +20,13 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 TOY = {"dataset": "25gaussians", "gen_type": "mlp_generator", "gen_path": "pkg:toy/weights/25gaussians.pt",
        "disc_type": "mlp_discriminator", "disc_path": "pkg:toy/weights/25gaussians.pt", "z_dim": 2,
        "eta": 0.01, "steps": 4, "save_interval": 2, "num_imgs": 100, "batch_size": 16, "name": "t"}
+
+
+def _without(config, *keys):
+    """``config`` without ``keys`` (DGflow's eta, the refiners' steps: an error for a method they do not apply to)."""
+    return {k: v for k, v in config.items() if k not in keys}
+
+
 # a generator (by import path) that kills its process in rank 1 after that rank's first batch:
 # 5 forward passes per batch (the start and 4 steps)
 DYING = '''
@@ -66,7 +73,7 @@ def test_the_run_estimates_dot_k_eff_once_as_refine_does(tmp_path):
 
     import dgflow
 
-    cfg = validate({**TOY, "method": "dot", "exp_root": str(tmp_path)})
+    cfg = validate({**_without(TOY, "eta"), "method": "dot", "exp_root": str(tmp_path)})
     run_dir = run_refine(cfg, progress=False)
     g, d, _ = load_toy("25gaussians")
     ref = dgflow.refine(g, d, n=100, latent_shape=(2,), method="dot", steps=4, batch_size=16, progress=False)
@@ -98,7 +105,7 @@ def test_single_process_helpers_are_no_ops():
 def test_two_gloo_ranks_write_byte_identical_files(tmp_path):
     # DOT with a normalised critic: both shared statistics (k_eff, the critic's offset) come from rank 0;
     # DGflow is compared the same way in the dead-rank test below
-    cfg = {**TOY, "method": "dot", "options": {"k_eff_pairs": 50}, "normalize_critic": True}
+    cfg = {**_without(TOY, "eta"), "method": "dot", "options": {"k_eff_pairs": 50}, "normalize_critic": True}
     one = run_refine(validate({**cfg, "exp_root": str(tmp_path / "one")}), progress=False)
     config = tmp_path / "two.yml"
     config.write_text(yaml.safe_dump({**cfg, "exp_root": str(tmp_path / "two")}))
@@ -175,7 +182,8 @@ def test_two_gloo_ranks_sample_with_guidance_like_one_process(tmp_path):
 def test_two_gloo_ranks_split_mhgan_chains_like_one_process(tmp_path):
     """MH-GAN's chains are independent: each rank evaluates every second chain's proposals and both
     get all logits; rank 0 saves the same selection as one process."""
-    cfg = {**TOY, "method": "mhgan", "options": {"chain_length": 12}, "real_samples": 200, "num_imgs": 40}
+    cfg = {**_without(TOY, "eta", "steps"), "method": "mhgan", "options": {"chain_length": 12}, "real_samples": 200,
+           "num_imgs": 40}
     one = run_refine(validate({**cfg, "exp_root": str(tmp_path / "one")}), progress=False)
     config = tmp_path / "two.yml"
     config.write_text(yaml.safe_dump({**cfg, "exp_root": str(tmp_path / "two")}))

@@ -22,7 +22,8 @@ from torch import nn
 import dgflow
 from dgflow import io
 from dgflow.cli import main
-from dgflow.config import load_model, validate
+from dgflow.config import validate
+from dgflow.zoo.loading import load_model
 from dgflow.config import validate_sample_config
 from dgflow.runs.refine import run_refine
 from dgflow.runs.sample import run_sample
@@ -394,11 +395,44 @@ def test_cli_interrupt_of_a_command_that_does_not_resume_says_so(tmp_path, capsy
     ("name", 123, "name must be a string"),
     ("dataset", "cifar11", "dataset 'cifar11' is unknown"),
     ("device", "gpu", "device 'gpu' is not a device"),
-    ("trust_checkpoint", "yes", "trust_checkpoint must be a bool"),
+    ("trust_checkpoint", "yes", "trust_checkpoint must be true or false"),
+    ("num_imgs", 0, "num_imgs must be a whole number >= 1, got 0"),
+    ("heldout_real", -1, "heldout_real must be a whole number >= 0"),
+    ("keep_samples", "no", "keep_samples must be true or false"),
+    ("gen_kwargs", "z_dim=2", "gen_kwargs must be a mapping"),
+    ("options", None, "options must be a mapping"),
+    ("space", "pixel", "space must be 'latent' or 'data', got 'pixel'"),
+    ("memory_budget_gib", "4G", r"memory_budget_gib must be a number \(or null\)"),
 ])
 def test_config_keys_are_checked(tmp_path, key, value, message):
     with pytest.raises(ValueError, match=message):
         _cfg(tmp_path, **{key: value})
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("steps", 1, "steps must be a whole number >= 2, got 1"),
+    ("steps", 2.0, "steps must be a whole number >= 2, got 2.0"),
+    ("seed", -1, "seed must be a whole number >= 0"),
+    ("S_churn", float("nan"), "S_churn must be a number, got nan"),
+    ("rho", True, "rho must be a number, got True"),
+    ("boosting", "yes", "boosting must be true or false"),
+    ("shape", [], r"shape must be a non-empty list of whole numbers >= 1 \(or null\)"),
+    ("shape", [2, 0], "shape must be a non-empty list of whole numbers >= 1"),
+    ("disc_kwargs", [1], "disc_kwargs must be a mapping"),
+    ("num_classes", 0, "num_classes must be a whole number >= 1"),
+    ("name", 123, "name must be a string"),
+    ("trust_checkpoint", 1, "trust_checkpoint must be true or false"),
+])
+def test_sample_config_keys_are_checked_with_the_same_words(key, value, message):
+    with pytest.raises(ValueError, match=message):
+        validate_sample_config({"denoiser_type": "mlp_denoiser", "disc_type": "mlp_time_discriminator", key: value})
+
+
+def test_every_config_field_type_has_a_check_and_the_defaults_pass_it():
+    from dgflow.config import RunConfig, SampleConfig, check_fields
+
+    for cls in (RunConfig, SampleConfig):
+        check_fields(cls(), cls.__name__)  # raises TypeError for an annotation the checks do not know
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

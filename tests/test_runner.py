@@ -24,10 +24,15 @@ def _cfg(tmp_path, **kw):
     return validate({**TOY, "exp_root": str(tmp_path), **kw})
 
 
+def _selector_cfg(tmp_path, **kw):
+    """A selector's config: the DGflow keys eta and steps do not apply to it."""
+    return validate({**{k: v for k, v in TOY.items() if k not in ("eta", "steps")}, "exp_root": str(tmp_path), **kw})
+
+
 def test_validation_names_the_problem(tmp_path):
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['etaa'\]"):
         validate({**TOY, "etaa": 1})
-    with pytest.raises(ValueError, match="eta must be a int or float"):
+    with pytest.raises(ValueError, match="eta must be a finite number > 0 or 'auto', got 'big'"):
         validate({**TOY, "eta": "big"})
     with pytest.raises(ValueError, match="method 'dfglow' is unknown"):
         validate({**TOY, "method": "dfglow"})
@@ -35,14 +40,106 @@ def test_validation_names_the_problem(tmp_path):
         validate({**TOY, "eta": -0.1})
     with pytest.raises(ValueError, match="gen_type .* or gen_path .* is required"):
         validate({k: v for k, v in TOY.items() if not k.startswith("gen_")})
-    with pytest.raises(TypeError, match="unknown option"):
-        validate({**TOY, "method": "ddls", "options": {"eta": 1}})
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['epss'\] for method 'ddls'; ddls's options are eps, "):
+        validate({**{k: v for k, v in TOY.items() if k != "eta"}, "method": "ddls", "options": {"epss": 1}})
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_config(tmp_path / "nope.yml")
     bad = tmp_path / "bad.yml"
     bad.write_text("- just\n- a list\n")
     with pytest.raises(ValueError, match="must hold a mapping"):
         load_config(bad)
+
+
+# ------------------------------------------------- a method's options: its dataclass fields, the flat keys aliases
+
+
+def test_a_flat_key_that_does_not_apply_to_the_method_is_an_error_naming_the_fix():
+    with pytest.raises(ValueError, match=r"config: eta does not apply to method ddls \(eta sets dgflow's eta\); "
+                                         r"ddls's options are eps, steps, .*: set them as options: \{eps: \.\.\.\}"):
+        validate({**TOY, "method": "ddls"})
+    with pytest.raises(ValueError, match=r"f_div, eta, gamma do not apply to method dot .*options: \{lr: \.\.\.\}"):
+        validate({**TOY, "method": "dot", "f_div": "KL", "gamma": 0.01})
+    with pytest.raises(ValueError, match=r"steps does not apply to method mhgan \(steps sets dgflow/ddls/dot's "
+                                         r"steps\); mhgan's options are chain_length, calibration"):
+        validate({**{k: v for k, v in TOY.items() if k != "eta"}, "method": "mhgan"})
+
+
+def test_an_option_given_as_a_flat_key_and_in_options_is_an_error():
+    with pytest.raises(ValueError, match=r"dgflow's eta is given twice, as eta: 0.01 and in options: \{eta: 0.02\}; "
+                                         "keep one"):
+        validate({**TOY, "options": {"eta": 0.02}})
+    with pytest.raises(ValueError, match="ddls's steps is given twice, as steps: 4 and in options"):
+        validate({**{k: v for k, v in TOY.items() if k != "eta"}, "method": "ddls", "options": {"steps": 9}})
+
+
+def test_every_flat_key_names_an_option_of_each_method_it_applies_to():
+    from dgflow.config import FLAT_KEYS, METHODS, method_fields
+
+    for key, (methods, name) in FLAT_KEYS.items():
+        assert methods and set(methods) <= set(METHODS), key
+        for method in methods:
+            assert name in [f.name for f in method_fields(method)], (key, method)
+
+
+def test_flat_keys_are_aliases_of_the_method_options():
+    flat = validate({**TOY, "f_div": "JS", "gamma": 0.0})
+    nested = validate({**{k: v for k, v in TOY.items() if k not in ("eta", "steps")},
+                       "options": {"f": "JS", "eta": 0.01, "gamma": 0.0, "steps": 4}})
+    assert flat.method_options() == {"f": "JS", "eta": 0.01, "gamma": 0.0, "steps": 4} == nested.method_options()
+    assert flat.to_dict() == nested.to_dict()  # one config, one config.yml and one fingerprint
+    ddls = validate({**{k: v for k, v in TOY.items() if k != "eta"}, "method": "ddls", "options": {"eps": 0.001}})
+    assert ddls.method_options() == {"steps": 4, "eps": 0.001}  # steps is every refiner's
+
+
+def test_the_method_alone_holds_the_defaults_and_checks_the_values():
+    from dgflow.refiners import DDLS, DGflow
+
+    bare = {k: v for k, v in TOY.items() if k not in ("eta", "steps")}
+    assert validate(bare).method_options() == {}  # no second copy of eta 0.1, gamma 0.01, steps 25
+    assert validate({**bare, "method": "ddls"}).method_options() == {}  # so DDLS runs its own 100 steps
+    assert DGflow().steps == 25 and DDLS().steps == 100
+    with pytest.raises(ValueError, match="config: method dgflow: gamma must be a finite number >= 0, got -1"):
+        validate({**bare, "gamma": -1})
+    with pytest.raises(ValueError, match="config: method ddls: .*metropolis=True needs noise_scale=1"):
+        validate({**bare, "method": "ddls", "options": {"metropolis": True, "noise_scale": 0.5}})
+
+
+# fingerprints dgflow 0.2 computed (before the method options came from the dataclasses): unchanged, so
+# run folders made then resume
+OLD_FINGERPRINTS = {
+    "dgflow": ({"method": "dgflow", "f_div": "JS", "eta": 0.01, "gamma": 0.01, "steps": 6, "normalize_critic": True},
+               "1e417073578e86b4"),
+    "dgflow-auto": ({"method": "dgflow", "eta": "auto", "steps": 6, "normalize_critic": True}, "d97fe65a3ca2b87b"),
+    "ddls": ({"method": "ddls", "steps": 6, "options": {"eps": 0.01, "metropolis": True}}, "9ebe5ee2cba3090d"),
+    "dot": ({"method": "dot", "space": "data", "steps": 6,
+             "options": {"lr": 0.01, "optimizer": "adam", "k_eff_pairs": 50}}, "258a7365e525ff34"),
+    "mhgan": ({"method": "mhgan", "options": {"chain_length": 20}}, "378a282ac65666fd"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OLD_FINGERPRINTS))
+def test_fingerprints_of_unchanged_configs_are_those_of_earlier_versions(name):
+    from dgflow.runs.generator import FINGERPRINT
+
+    def fingerprint(cfg):  # without checkpoint hashes, as recorded
+        return FINGERPRINT.of(cfg)
+
+    base = {"dataset": "25gaussians", "gen_type": "mlp_generator", "gen_path": "pkg:toy/weights/25gaussians.pt",
+            "disc_type": "mlp_discriminator", "disc_path": "pkg:toy/weights/25gaussians.pt", "z_dim": 2,
+            "save_interval": 3, "num_imgs": 40, "batch_size": 16, "exp_root": "exps", "name": name}
+    extra, expected = OLD_FINGERPRINTS[name]
+    assert fingerprint(validate({**base, **extra})) == expected
+    root = Path(__file__).resolve().parents[1] / "configs"
+    assert fingerprint(load_config(root / "toy-25gaussians.yml")) == "7fd7eb7debe98fd2"
+
+
+def test_set_method_leaves_out_the_flat_keys_of_the_method_the_file_was_written_for():
+    path = Path(__file__).resolve().parents[1] / "configs" / "toy-25gaussians.yml"  # dgflow: f_div, eta, gamma, steps
+    cfg = load_config(path, {"method": "ddls", "options": {"eps": 0.001}})
+    assert cfg.method_options() == {"steps": 25, "eps": 0.001}  # steps applies to DDLS too
+    assert load_config(path, {"method": "mhgan"}).method_options() == {}
+    with pytest.raises(ValueError, match="eta does not apply to method ddls"):  # given with the switch: an error
+        load_config(path, {"method": "ddls", "eta": 0.1})
 
 
 def test_run_writes_every_output_and_matches_the_api(tmp_path):
@@ -54,7 +151,8 @@ def test_run_writes_every_output_and_matches_the_api(tmp_path):
     for name in ("config.yml", "metrics.png", "refinement.gif", "grid_step_0000.png", "grid_step_0004.png",
                  "samples/step_0000.npz", "samples/step_0004.npz"):
         assert (run_dir / name).stat().st_size > 0, name
-    assert yaml.safe_load((run_dir / "config.yml").read_text())["eta"] == 0.01
+    saved = yaml.safe_load((run_dir / "config.yml").read_text())
+    assert saved["eta"] == 0.01 and validate(saved) == cfg  # the saved config.yml is a config of the same run
     final = np.load(run_dir / "samples" / "step_0004.npz")
     assert np.array_equal(final["ids"], np.arange(48))
     # the run is dgflow.refine with the same seed and sample ids
@@ -89,7 +187,7 @@ def test_a_changed_configuration_does_not_mix_with_an_old_run(tmp_path):
 def test_selectors_and_user_model_by_import_path(tmp_path):
     g, d, _ = load_toy("25gaussians")
     torch.save(g.state_dict(), tmp_path / "g.pt")  # a plain state dict, not a dgflow checkpoint
-    cfg = _cfg(tmp_path, method="mhgan", gen_type="dgflow.zoo.mlp:MLPGenerator", gen_kwargs={"z_dim": 2},
+    cfg = _selector_cfg(tmp_path, method="mhgan", gen_type="dgflow.zoo.mlp:MLPGenerator", gen_kwargs={"z_dim": 2},
                gen_path=str(tmp_path / "g.pt"), options={"chain_length": 20}, real_samples=200, name="mh")
     run_dir = run_refine(cfg, progress=False)
     metrics = json.loads((run_dir / "metrics.json").read_text())

@@ -8,7 +8,6 @@ files are); ``--quiet`` leaves out the summary and the progress.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import errno
 import json
 import logging
@@ -27,7 +26,7 @@ def config_file(spec: str) -> str:
     (in a source checkout those are the repository's ``configs/``)."""
     if not spec.startswith("pkg:"):
         return spec
-    from .config import resolve_path
+    from .zoo.loading import resolve_path
 
     packaged = resolve_path(spec)
     relative = spec[len("pkg:"):]
@@ -282,28 +281,28 @@ def refine_summary(run_dir: Path, cfg: Any) -> str:
 
 
 def method_override_warnings(path: str | None, overrides: dict[str, Any]) -> list[str]:
-    """``--set method=M`` over a config written for another method: which of that config's keys now set
-    M's options in place of M's own defaults, and which no longer apply."""
-    from .config import read_yaml
-    from .refiners import REFINERS
+    """``--set method=M`` over a config written for another method: which of that config's flat keys now set
+    M's options in place of M's own defaults, and which it leaves out (:func:`dgflow.config.left_out_for_method`)."""
+    from .config import FLAT_KEYS, applies, left_out_for_method, option_default, read_yaml
 
     if "method" not in overrides or path is None:
         return []
     written = read_yaml(path)
     old, new = written.get("method", "dgflow"), overrides["method"]
+    left_out = left_out_for_method(written, overrides)
     if old == new:
         return []
     out = []
-    if new in REFINERS and new != "dgflow" and "steps" in written and "steps" not in overrides:
-        own = {f.name: f.default for f in dataclasses.fields(REFINERS[new])}.get("steps")
-        if own is not None and own != written["steps"]:
-            out.append(f"steps: {written['steps']} comes from {path} (written for method {old}); {new}'s own "
-                       f"default is steps={own}. Add --set steps={own} to use it.")
-    if new != "dgflow":
-        unused = [k for k in ("f_div", "eta", "gamma") if k in written]
-        if unused:
-            out.append(f"{', '.join(unused)} in {path} are DGflow's and do not apply to {new}; set {new}'s options "
-                       "with --set 'options={...}' (dgflow methods lists them).")
+    for key, (_, name) in FLAT_KEYS.items():
+        if key in written and key not in overrides and key not in left_out and applies(key, new):
+            own = option_default(new, name)
+            if own != written[key]:
+                out.append(f"{key}: {written[key]} comes from {path} (written for method {old}); {new}'s own "
+                           f"default is {name}={own}. Add --set {key}={own} to use it.")
+    if left_out:
+        out.append(f"{', '.join(left_out)} in {path} {'is' if len(left_out) == 1 else 'are'} {old}'s and "
+                   f"{'does' if len(left_out) == 1 else 'do'} not apply to {new}: left out; set {new}'s options "
+                   "with --set 'options={...}' (dgflow methods lists them).")
     return out
 
 
@@ -368,7 +367,20 @@ METHOD_DESCRIPTIONS = {
 }
 
 
+def method_config_keys(method: str) -> str:
+    """How a config sets ``method``'s options: the authors' flat keys that apply to it, the rest under ``options:``."""
+    from .config import FLAT_KEYS, applies, method_fields, option_default
+
+    flat = {FLAT_KEYS[k][1]: k for k in FLAT_KEYS if applies(k, method)}
+    top = ", ".join(k if k == name else f"{k} (= {name})" for name, k in flat.items())
+    example = next(f.name for f in method_fields(method)
+                   if f.name not in flat and option_default(method, f.name) is not None)
+    return ((f"{top} at the top level; the others" if top else "every option") + " under options: (e.g. options: "
+            f"{{{example}: {option_default(method, example)!r}}})")
+
+
 def _cmd_methods(args: argparse.Namespace) -> int:
+    from .config import method_fields, option_default
     from .refiners import REFINERS
     from .selectors import SELECTORS
 
@@ -379,11 +391,11 @@ def _cmd_methods(args: argparse.Namespace) -> int:
     for kind, registry in (("dgflow.refine (method: in a config)", REFINERS),
                            ("dgflow.select (method: in a config)", SELECTORS)):
         print(f"{kind}:")
-        for name, cls in registry.items():
-            own_first = sorted((f for f in dataclasses.fields(cls) if f.init), key=lambda f: f.kw_only)
-            opts = ", ".join(f"{f.name}={f.default!r}" for f in own_first)
-            print(f"  {name:8s} {METHOD_DESCRIPTIONS.get(name, '')}\n           defaults: {opts}")
-            if name in demo and demo[name] != {f.name: f.default for f in dataclasses.fields(cls) if f.name in demo[name]}:
+        for name in registry:
+            opts = ", ".join(f"{f.name}={option_default(name, f.name)!r}" for f in method_fields(name))
+            print(f"  {name:8s} {METHOD_DESCRIPTIONS.get(name, '')}\n           defaults: {opts}"
+                  f"\n           config: {method_config_keys(name)}")
+            if name in demo and demo[name] != {k: option_default(name, k) for k in demo[name]}:
                 print("           `dgflow demo` (2-D) uses: " + ", ".join(f"{k}={v!r}" for k, v in demo[name].items()))
     print("  f (DGflow's f-divergence, f_div: in a config): " + ", ".join(DIVERGENCES)
           + "; KL, JS and logD are the paper's")
@@ -648,7 +660,8 @@ def build_parser() -> argparse.ArgumentParser:
     ref = command(sub, "refine", "refine (or select) samples as a YAML config describes; resumable; ends with "
                   "the metrics table")
     ref.add_argument("--config", required=True, help=config_help + "; the authors' keys (gen_type, gen_path, "
-                     "disc_type, disc_path, f_div, eta, gamma, steps, ...) plus method")
+                     "disc_type, disc_path, f_div, eta, gamma, steps, ...) plus method and the method's other "
+                     "options under options: (`dgflow methods` lists them)")
     ref.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="override config keys, e.g. --set eta=0.05 steps=10")
     _run_flags(ref)
     _quiet(ref)

@@ -29,7 +29,8 @@ from torch import nn
 
 from .. import distributed, io
 from ..api import normalize
-from ..config import RunConfig, load_model
+from ..config import RunConfig
+from ..zoo.loading import load_model
 from ..plots import metric_note, plot_metrics, save_animation, save_grid
 from ..ratio import DensityRatio
 from ..tensorboard_log import write_run_events

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from .. import distributed
-from ..config import load_model, resolve_path
+from ..zoo.loading import load_model, resolve_path
 from ..data import load_real_images
 from ..text.data import Vocabulary, checkpoint_vocabulary, real_sentences
 from ..data.toy import sample_toy

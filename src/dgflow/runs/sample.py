@@ -32,7 +32,8 @@ import torch
 from torch import nn
 
 from .. import io
-from ..config import SampleConfig, load_model
+from ..config import SampleConfig
+from ..zoo.loading import load_model
 from ..diffusion import from_epsilon_vp, guide
 from ..plots import metric_note, plot_variants, save_grid
 from ..tensorboard_log import write_run_events

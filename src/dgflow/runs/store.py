@@ -33,7 +33,8 @@ import torch
 import yaml
 
 from .. import io
-from ..config import check_run_name, resolve_path
+from ..config import check_run_name
+from ..zoo.loading import resolve_path
 from ..plots import to_uint8
 
 
@@ -55,7 +56,7 @@ class Fingerprint:
 
     def of(self, cfg: Any, checkpoints: dict[str, str] | None = None) -> str:
         """The 16-hex-digit hash of ``cfg``'s deciding keys and the checkpoints' ``{key: sha256}``."""
-        items = {k: v for k, v in cfg.to_dict().items()
+        items = {k: v for k, v in cfg.fingerprint_items().items()
                  if k not in self.ignored and not (k in self.only_when_set and v == self.only_when_set.get(k))}
         if checkpoints:
             items["checkpoint sha256"] = checkpoints
