@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from dgflow.cli import main
-from dgflow.runs.store import sample_array, write_npz
+from dgflow.io import write_npz
+from dgflow.runs.store import sample_array
 
 
 def refine_run(tmp_path, channels=3, n=4):

@@ -182,7 +182,7 @@ def test_train_diffusion_and_tdisc_print_their_final_losses(tmp_path, capsys):
 
 
 def test_textgan_out_is_a_folder_and_a_pt_path_still_works(tmp_path, monkeypatch, capsys):
-    import dgflow.text as text
+    import dgflow.training.textgan as textgan
 
     written = []
 
@@ -192,7 +192,7 @@ def test_textgan_out_is_a_folder_and_a_pt_path_still_works(tmp_path, monkeypatch
         class vocabulary:
             size = 3
 
-    monkeypatch.setattr(text, "train_textgan", lambda corpus, out, **kw: written.append(Path(out)) or Fake)
+    monkeypatch.setattr(textgan, "train_textgan", lambda corpus, out, **kw: written.append(Path(out)) or Fake)
     assert main(["train", "textgan", "--out", str(tmp_path / "run")]) == 0
     assert main(["train", "textgan", "--out", str(tmp_path / "old.pt")]) == 0
     assert written == [tmp_path / "run" / "checkpoint.pt", tmp_path / "old.pt"]

@@ -158,7 +158,7 @@ def test_sample_run_writes_outputs_and_resumes_identically(toy_models):
 
 def test_sample_files_are_byte_reproducible(toy_models):
     """samples/<variant>.npz holds no time stamp (the zip entries' are fixed), so equal samples give equal
-    bytes whenever they are written, as a refine run's samples/step_<k>.npz (one writer, runs.store.write_npz)."""
+    bytes whenever they are written, as a refine run's samples/step_<k>.npz (one writer, io.write_npz)."""
     import zipfile
 
     cfg = _config(toy_models, num_samples=8, baseline=False)

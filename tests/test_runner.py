@@ -242,7 +242,7 @@ def test_image_run_measures_classifier_and_inception_fid(tmp_path):
 
 
 def test_text_run_scores_js_per_step_and_writes_sentences(tmp_path):
-    from dgflow.text import train_textgan
+    from dgflow.training.textgan import train_textgan
 
     train_textgan("pydoc", tmp_path / "t.pt", channels=4, blocks=1, iterations=1, batch_size=8, progress=False)
     cfg = validate({"dataset": "text", "gen_path": str(tmp_path / "t.pt"), "disc_path": str(tmp_path / "t.pt"),

@@ -10,9 +10,10 @@ import torch
 import dgflow
 from dgflow.cli import main as cli_main
 from dgflow.metrics import ngram_counts, ngram_js
-from dgflow.text import (PAD, SEQ_LEN, UNK, OneHotSentences, Vocabulary, fixed_length, load_sentences,
-                         load_textgan, one_hot, split_sentences, train_textgan)
+from dgflow.text import (PAD, SEQ_LEN, UNK, OneHotSentences, Vocabulary, fixed_length, load_sentences, one_hot,
+                         split_sentences)
 from dgflow.text.data import billion_word_files, is_prose, pydoc_sentences
+from dgflow.training.textgan import load_textgan, train_textgan
 from dgflow.zoo import build_model, save_checkpoint
 from dgflow.zoo.textgan import TextCritic, TextGenerator
 

@@ -123,7 +123,7 @@ def _cmd_train_toy(args: argparse.Namespace) -> int:
 def _cmd_train_textgan(args: argparse.Namespace) -> int:
     import torch
 
-    from .text import train_textgan
+    from .training.textgan import train_textgan
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)

@@ -67,9 +67,8 @@ def export_png(images: np.ndarray, ids: np.ndarray, out_dir: str | os.PathLike) 
 
 def export_npz_arr0(images: np.ndarray, path: str | os.PathLike) -> tuple[int, ...]:
     """Write guided-diffusion's ``arr_0`` (uint8 ``[N, H, W, 3]``); returns its shape."""
-    from .runs.store import write_npz  # the runs' deterministic writer (it imports torch)
 
     arr = np.repeat(images, 3, axis=3) if images.shape[3] == 1 else images
     arr = np.ascontiguousarray(arr, dtype=np.uint8)
-    write_npz(path, {"arr_0": arr})
+    io.write_npz(path, {"arr_0": arr})
     return arr.shape

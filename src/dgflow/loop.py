@@ -16,7 +16,7 @@ The method comes prepared (shared statistics, automatic step size: :func:`dgflow
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from .progress import progress_bar
-from .refiners.base import Refiner, StepInfo
+from .refiners.base import Refiner, iterate
 from .rng import SampleNoise
 from .target import FiniteGuard, Target, check_gradient_flows
 
@@ -49,13 +49,6 @@ def kept_steps(steps: int, save_interval: int | None) -> list[int]:
     if save_interval is None:
         return [steps]
     return sorted(set(range(0, steps + 1, save_interval)) | {steps})
-
-
-def iterate(method: Refiner, target: Target, state: Any, noise: SampleNoise) -> Iterator[tuple[int, Any, StepInfo]]:
-    """``(n, state_{n+1}, info_n)`` for ``n = 0 .. method.steps - 1``; each step runs only when asked for."""
-    for n in range(method.steps):
-        state, info = method.step(target, state, n, noise)
-        yield n, state, info
 
 
 def run(method: Refiner, target: Target, z: Tensor, *, seed: int, sample_ids: Tensor, kept: list[int],

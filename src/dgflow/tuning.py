@@ -1,7 +1,7 @@
 """Automatic step size and number of steps (``eta="auto"``, ``steps="auto"``): one pilot run, before any batch.
 
 The controller of DGflow, DDLS and DOT, one layer above the refine loop whose steps it runs
-(:func:`dgflow.loop.iterate`). It runs the method on a fixed pilot set (``pilot`` latents drawn
+(:func:`dgflow.refiners.base.iterate`, as the refine loop). It runs the method on a fixed pilot set (``pilot`` latents drawn
 from their own per-sample streams), so the choice does not depend on the batch size, and every
 batch then uses the same step size and number of steps; it returns a new method
 (``dataclasses.replace``), never changes the one it is given::
@@ -40,8 +40,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .loop import iterate
-from .refiners.base import DrawInitial, Refiner, is_auto
+from .refiners.base import DrawInitial, Refiner, is_auto, iterate
 from .rng import SampleNoise
 from .target import Target
 

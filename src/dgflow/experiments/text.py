@@ -39,7 +39,7 @@ from .. import io
 from ..api import generate, normalize, refine
 from ..metrics.ngram import text_scores
 from ..text.data import PAD, real_sentences
-from ..text.train import Z_DIM, TextGAN, load_textgan, train_textgan
+from ..training.textgan import Z_DIM, TextGAN, load_textgan, train_textgan
 from .toy2d import MethodRun
 
 N_SENTENCES = 640  # 10 batches of 64, as in the WGAN-GP code

@@ -19,7 +19,7 @@ DDLS's ``eps``, DOT's ``lr``); ``"auto"`` there or in ``steps`` asks for a pilot
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
@@ -144,3 +144,10 @@ def build(registry: dict[str, type], kind: str, method: str, options: dict[str, 
     if unknown:
         raise TypeError(f"unknown option(s) {unknown} for method {method!r}; valid options: {sorted(valid)}")
     return cls(**options)
+
+
+def iterate(method: Refiner, target: Target, state: Any, noise: SampleNoise) -> Iterator[tuple[int, Any, StepInfo]]:
+    """``(n, state_{n+1}, info_n)`` for ``n = 0 .. method.steps - 1``; each step runs only when asked for."""
+    for n in range(method.steps):
+        state, info = method.step(target, state, n, noise)
+        yield n, state, info

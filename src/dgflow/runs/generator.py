@@ -37,7 +37,7 @@ from ..tensorboard_log import write_run_events
 from ..zoo import latent_shape as zoo_latent_shape
 from .engine import Job
 from .measure import Measure, make_metrics, plot_real, text_vocabulary
-from .store import Fingerprint, Merged, sample_array, total_seconds, write_npz
+from .store import Fingerprint, Merged, sample_array, total_seconds
 
 FINGERPRINT = Fingerprint(
     # keys that do not change the samples: a run may resume with different values
@@ -128,7 +128,7 @@ def finish(run_dir: Path, cfg: RunConfig, progress: bool = True, measure: Measur
                 arrays["labels"] = (merged.ids % cfg.num_classes).numpy()
             if z is not None:
                 arrays["z"] = z.numpy()
-            write_npz(run_dir / "samples" / f"step_{step:04d}.npz", arrays)
+            io.write_npz(run_dir / "samples" / f"step_{step:04d}.npz", arrays)
         for name, value in measure(x).items():
             metrics["dataset"].setdefault(name, []).append(value)
         if vocabulary is not None:  # sentences instead of a picture

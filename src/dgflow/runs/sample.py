@@ -39,7 +39,7 @@ from ..plots import metric_note, plot_variants, save_grid
 from ..tensorboard_log import write_run_events
 from .engine import AtOnce, Batches, Job, execute
 from .measure import Measure, make_metrics, plot_real
-from .store import Fingerprint, Merged, sample_array, write_npz
+from .store import Fingerprint, Merged, sample_array
 
 FINGERPRINT = Fingerprint(
     ignored=frozenset({"exp_root", "name", "device", "batch_size", "data_root", "fid_ref", "classifier_path",
@@ -151,7 +151,7 @@ def finish_sample(run_dir: Path, cfg: SampleConfig, variants: list[str], measure
         arrays = {"x": sample_array(x), "ids": merged.ids.numpy()}
         if merged.has("labels"):
             arrays["labels"] = merged.cat("labels").numpy()
-        write_npz(run_dir / "samples" / f"{variant}.npz", arrays)
+        io.write_npz(run_dir / "samples" / f"{variant}.npz", arrays)
         metrics["variants"][variant] = measure(x)
         save_grid(x, run_dir / f"grid_{variant}.png", title=f"{run_dir.name}: {variant}", real=real,
                   note=metric_note(metrics["variants"][variant]))

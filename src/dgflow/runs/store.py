@@ -22,7 +22,6 @@ import hashlib
 import json
 import re
 import time
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,16 +184,3 @@ def total_seconds(run_dir: Path) -> None:
 def sample_array(x: torch.Tensor) -> np.ndarray:
     """What a samples file holds for ``x``: images ``[N, C, H, W]`` as uint8 ``[N, H, W, C]``, else ``x``."""
     return to_uint8(x) if x.ndim == 4 else x.numpy()
-
-
-def write_npz(path: str | Path, arrays: dict[str, Any]) -> None:
-    """``np.savez(path, **arrays)``, atomically, without pickles and with a fixed time stamp in the zip
-    entries, so that equal arrays give equal bytes."""
-    def write(tmp: str) -> None:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-            for name, arr in arrays.items():
-                with zf.open(zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0)), "w",
-                             force_zip64=True) as fh:
-                    np.lib.format.write_array(fh, np.asanyarray(arr), allow_pickle=False)
-
-    io.write_with(path, write)

@@ -27,9 +27,9 @@ import torch
 from torch import nn
 from ..progress import progress_write
 
-from ..training import train_wgan_gp
+from .wgan_gp import train_wgan_gp
 from ..zoo import build_model, load_checkpoint, save_checkpoint
-from .data import HELD_OUT_BUCKETS, SEQ_LEN, OneHotSentences, Vocabulary, load_sentences, split_sentences
+from ..text.data import HELD_OUT_BUCKETS, SEQ_LEN, OneHotSentences, Vocabulary, load_sentences, split_sentences
 
 Z_DIM = 128
 TEXT_TRAINING = dict(batch_size=64, lr=1e-4, betas=(0.5, 0.9), n_critic=5, gp_weight=10.0)
