@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
-from ..checks import check_labels, check_positive, check_sample_ids
+from ..checks import check_int, check_labels, check_positive, check_sample_ids
 from ..progress import progress_bar as tqdm
 from ..ratio import check_samples
 from ..rng import SampleNoise
@@ -41,8 +41,7 @@ from ..rows import per_sample
 def edm_sigmas(steps: int = 18, sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0,
                round_sigma: Callable[[Tensor], Tensor] | None = None) -> Tensor:
     """EDM's noise levels ``sigma_0 = sigma_max > ... > sigma_{N-1} = sigma_min``, then ``sigma_N = 0`` (float64, ``[N + 1]``)."""
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
-        raise ValueError(f"steps must be a whole number >= 2, got {steps!r}")
+    check_int("steps", steps, 2)
     if not (0 < sigma_min < sigma_max < math.inf):
         raise ValueError(f"need 0 < sigma_min < sigma_max < inf, got sigma_min={sigma_min!r}, sigma_max={sigma_max!r}")
     if not rho > 0:

@@ -34,7 +34,7 @@ from typing import Any, ClassVar, NamedTuple
 import torch
 from torch import Tensor
 
-from ..checks import check_positive
+from ..checks import check_int, check_positive
 from ..priors import NormalPrior
 from ..rng import SampleNoise
 from ..rows import per_sample
@@ -78,8 +78,7 @@ class DOT(Refiner):
             check_positive("k_eff", self.k_eff)
         for name in ("k_eff_pairs", "k_eff_rounds"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+            check_int(name, value, 1)
         if self.bounds is not None:
             try:
                 lo, hi = (float(b) for b in self.bounds)

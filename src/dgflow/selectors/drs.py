@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..checks import check_positive
+from ..checks import check_int, check_positive
 from ..progress import progress_bar as tqdm
 from .base import Proposals, Selector, SelectResult
 
@@ -70,8 +70,7 @@ class DRS(Selector):
             if not self.gamma_per_chain:
                 raise ValueError("chain_length applies to DRS's per-chain rule only: pass gamma_per_chain=True "
                                  "too, or drop chain_length (the default rule walks one proposal sequence)")
-            if isinstance(self.chain_length, bool) or not isinstance(self.chain_length, int) or self.chain_length < 1:
-                raise ValueError(f"chain_length must be a whole number >= 1, got {self.chain_length!r}")
+            check_int("chain_length", self.chain_length, 1)
 
     def log_accept(self, d: Tensor, d_max: Tensor, burn_logits: Tensor) -> Tensor:
         """``log P(accept)`` for logits ``d`` with running maxima ``d_max`` (float64)."""

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from ..checks import check_int
 from ..progress import progress_bar as tqdm
 
 from .. import io
@@ -252,5 +253,4 @@ def train_tdisc_run(denoiser_path: str | Path, dataset: str, out_dir: str | Path
 
 def _check_counts(**counts: int) -> None:
     for key, value in counts.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{key} must be a whole number >= 1, got {value!r}")
+        check_int(key, value, 1)

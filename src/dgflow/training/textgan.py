@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 import torch
 from torch import nn
+from ..checks import check_int
 from ..progress import progress_write
 
 from .wgan_gp import train_wgan_gp
@@ -52,8 +53,7 @@ def train_textgan(corpus: str = "pydoc", out: str | os.PathLike = "textgan.pt", 
 
     ``overrides`` replace entries of :data:`TEXT_TRAINING` (``batch_size``, ``lr``, ``n_critic``...).
     """
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-        raise ValueError(f"iterations must be a whole number >= 1, got {iterations!r}")
+    check_int("iterations", iterations, 1)
     unknown = set(overrides) - set(TEXT_TRAINING) - {"lr_g"}
     if unknown:
         raise ValueError(f"unknown training settings {sorted(unknown)}; known: {sorted(TEXT_TRAINING)} and lr_g")

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
+from ..checks import check_int
 from ..progress import progress_bar as tqdm
 
 
@@ -49,8 +50,7 @@ def train_wgan_gp(
     ``lr`` is the critic's learning rate and, unless ``lr_g`` is given, the generator's.
     """
     for key, value in (("iterations", iterations), ("batch_size", batch_size), ("n_critic", n_critic)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{key} must be a whole number >= 1, got {value!r}")
+        check_int(key, value, 1)
     rng = torch.Generator().manual_seed(seed)
     opt_g = torch.optim.Adam(generator.parameters(), lr=lr if lr_g is None else lr_g, betas=betas)
     opt_d = torch.optim.Adam(critic.parameters(), lr=lr, betas=betas)

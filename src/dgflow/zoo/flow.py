@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..checks import check_int
 from .images import check_images
 
 
@@ -75,8 +76,7 @@ class RealNVP(nn.Module):
                  couplings: int = 4, alpha: float = 0.05):
         super().__init__()
         for name, value in {"channels": channels, "image_size": image_size, "width": width, "couplings": couplings}.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+            check_int(name, value, 1)
         max_levels = (image_size & -image_size).bit_length() - 1  # times 2 divides image_size
         levels = min(3, max_levels) if levels is None else levels
         if not isinstance(levels, int) or not 1 <= levels <= max_levels:

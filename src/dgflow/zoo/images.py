@@ -25,6 +25,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from ..checks import check_int
+
 IMAGE_SIZES = (28, 32)
 WITH_STL10 = (28, 32, 48)  # the DCGAN pair and the classifier also take STL-10 at 48x48 (networks one size up)
 
@@ -32,8 +34,7 @@ WITH_STL10 = (28, 32, 48)  # the DCGAN pair and the classifier also take STL-10 
 def check_image_config(channels: int, image_size: int, allowed: tuple[int, ...] = IMAGE_SIZES, **sizes: int) -> None:
     """Refuse settings the image models do not support, naming the supported ones."""
     for name, value in {"channels": channels, **sizes}.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        check_int(name, value, 1)
     if image_size not in allowed:
         extra = " or 48 (STL-10)" if 48 in allowed else ""
         raise ValueError(f"image_size must be 28 (MNIST) or 32 (CIFAR-10){extra}, got {image_size!r}")
@@ -104,8 +105,7 @@ def warm_up_spectral_norm(model: nn.Module, input_shape: Sequence[int] | None = 
     alone; every module's mode is restored afterwards (a model in eval mode stays in eval mode).
     Returns the number of spectral-norm layers.
     """
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
-        raise ValueError(f"iterations must be a whole number >= 0, got {iterations!r}")
+    check_int("iterations", iterations, 0)
     layers = spectral_norm_layers(model)
     modes = {m: m.training for m in model.modules()}
     sn_modules = [p for m in layers for p in m.parametrizations["weight"] if type(p).__name__ == "_SpectralNorm"]

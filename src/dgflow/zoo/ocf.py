@@ -22,6 +22,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from ..checks import check_int
 from .mmd import MMDCritic, MMDGenerator
 
 
@@ -37,8 +38,7 @@ class OCFCritic(MMDCritic):
     def __init__(self, *, channels: int = 3, image_size: int = 32, width: int = 64, feature_dim: int = 100,
                  num_frequencies: int = 8, sigma: float = 1.0):
         super().__init__(channels=channels, image_size=image_size, width=width, feature_dim=feature_dim)
-        if isinstance(num_frequencies, bool) or not isinstance(num_frequencies, int) or num_frequencies < 1:
-            raise ValueError(f"num_frequencies must be a whole number >= 1, got {num_frequencies!r}")
+        check_int("num_frequencies", num_frequencies, 1)
         if not sigma > 0:
             raise ValueError(f"sigma (the frequency distribution's initial scale) must be > 0, got {sigma!r}")
         self.num_frequencies = num_frequencies

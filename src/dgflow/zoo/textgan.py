@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from ..checks import check_int
+
 
 class ResBlock1d(nn.Module):
     """``h + scale * conv(relu(conv(relu(h))))`` with two 1-D convolutions of kernel 5."""
@@ -67,5 +69,4 @@ class TextCritic(nn.Module):
 
 def _check_sizes(**sizes: int) -> None:
     for name, value in sizes.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        check_int(name, value, 1)
