@@ -1,4 +1,4 @@
-"""Misuse raises early, with a message that names the problem."""
+"""Misuse raises early, with a message that names the problem (a method's own option errors are in tests/methods)."""
 
 from __future__ import annotations
 
@@ -195,7 +195,7 @@ def test_selector_options():
         dgflow.select(g_id, d_ok, 3, method="mhgan", latent_shape=(2,), calibration="platt", progress=False)
 
 
-# ------------------------------------------------------------------------------ MH-GAN / priors
+# -------------------------------------------------------------------- priors, spaces, callables
 
 
 def test_unknown_prior_string():
