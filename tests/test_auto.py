@@ -21,7 +21,7 @@ import torch
 import dgflow
 from dgflow.config import validate
 from dgflow.runs.refine import run_refine
-from dgflow.tuning import MALA_ACCEPTANCE, grid
+from dgflow.tuning import grid
 
 GAMMA = 0.01
 
@@ -125,46 +125,6 @@ def test_samples_already_at_the_level_are_left_alone(identity_case):
     assert res.info["auto"]["chosen"]["steps"] == 0
     _, base = dgflow.generate(identity_case.generator, 16, latent_shape=(2,))
     assert torch.equal(res.x, base)
-
-
-def test_ddls_eps_is_the_largest_with_mala_acceptance_above_the_optimum(identity_case, monkeypatch):
-    res = dgflow.refine(identity_case.generator, identity_case.discriminator, n=8, latent_shape=(2,), method="ddls",
-                        eps="auto", steps=30, pilot=512, progress=False, save_interval=None)
-    trials = res.info["auto"]["trials"]
-    assert trials[-1]["accepted"] and trials[-1]["acceptance"] >= MALA_ACCEPTANCE
-    assert all(t["acceptance"] < MALA_ACCEPTANCE for t in trials[:-1])
-    assert res.options["eps"] == trials[-1]["size"] and res.options["steps"] == 30
-    # the statistic is MALA's acceptance probability: judged on the first step only, it must match the
-    # acceptance rate of one Metropolis-adjusted step from other draws of the same starting law
-    # (standard errors <= 0.5/sqrt(512) = 0.022 and 0.5/sqrt(4096) = 0.008: 0.07 is > 3 of them)
-    monkeypatch.setattr("dgflow.tuning.ACCEPTANCE_STEPS", 1)
-    one = dgflow.refine(identity_case.generator, identity_case.discriminator, n=2, latent_shape=(2,), method="ddls",
-                        eps="auto", steps=30, pilot=512, progress=False, save_interval=None).info["auto"]["trials"]
-    for t in one[-2:]:
-        mala = dgflow.refine(identity_case.generator, identity_case.discriminator, n=4096, latent_shape=(2,),
-                             method="ddls", eps=t["size"], steps=1, metropolis=True, progress=False,
-                             save_interval=None, sample_ids=torch.arange(4096) + 10_000, batch_size=4096)
-        assert mala.info["acceptance_rate"] == pytest.approx(t["acceptance"], abs=0.07)
-
-
-def test_ddls_pilot_acceptance_is_that_of_the_proposals_with_or_without_metropolis(identity_case, monkeypatch):
-    """The pilot judges eps by the Metropolis acceptance of its Langevin proposals (the steps' info), so with
-    metropolis=True, where rejected proposals leave their samples in place, the statistic is the same on the
-    first step (the same proposals from the same starts), not inflated by counting rejections as moves."""
-    monkeypatch.setattr("dgflow.tuning.ACCEPTANCE_STEPS", 1)
-    trials = [dgflow.refine(identity_case.generator, identity_case.discriminator, n=2, latent_shape=(2,),
-                            method="ddls", eps="auto", steps=5, pilot=256, metropolis=metropolis, progress=False,
-                            save_interval=None).info["auto"]["trials"] for metropolis in (False, True)]
-    assert [t["acceptance"] for t in trials[0]] == [t["acceptance"] for t in trials[1]]
-    assert trials[0][0]["acceptance"] < 0.9  # some proposals of the first candidate (eps=1) are rejected
-
-
-def test_dot_lr_auto_records_its_choice(identity_case):
-    res = dgflow.refine(identity_case.generator, identity_case.discriminator, n=8, latent_shape=(2,), method="dot",
-                        lr="auto", steps="auto", pilot=128, max_steps=40, progress=False, save_interval=None)
-    auto = res.info["auto"]
-    assert res.options["lr"] == auto["chosen"]["lr"] and res.options["steps"] == auto["chosen"]["steps"] <= 40
-    assert "k_eff" in res.info and auto["step_option"] == "lr"
 
 
 def test_bad_auto_options_name_the_problem(identity_case):
