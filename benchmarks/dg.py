@@ -1,11 +1,15 @@
 #!/usr/bin/env python
 """Discriminator Guidance: the same EDM sampler with and without DG, on 2-D data and on MNIST.
 
-2-D (``toy``): trains an under-trained MLP denoiser (EDM loss) and a time-dependent MLP
-discriminator (BCE, noised real vs noised generated), then samples ``--n`` points with the
-unguided sampler and with DG at several weights, all from the same latents (seed 0), and
-scores them against held-out real points with the 2-D metrics of the DGflow table
-(% high quality and modes for 25 Gaussians, KDE log-likelihoods, sliced Wasserstein).
+2-D (``toy``): loads the under-trained 2-D denoiser and time-dependent discriminator dgflow ships
+for each dataset (``pkg:toy/weights/dg-<dataset>-{denoiser,tdisc}.pt``, trained by the
+``dgflow train diffusion`` / ``dgflow train tdisc`` commands written in ``configs/dg-<dataset>.yml``),
+then samples ``--n`` points with the unguided sampler and with DG at several weights, all from the
+same latents (seed 0), and scores them against 5,000 held-out real points (seed 10,000) with the
+2-D metrics of the DGflow table (% high quality and modes for 25 Gaussians, KDE log-likelihoods,
+sliced Wasserstein). These are the latents, held-out points and metrics of
+``dgflow sample --config pkg:configs/dg-<dataset>.yml``, so its two variants print the same numbers
+as the matching rows here (``tests/test_dg_readme.py`` checks the README's rows against the configs).
 
 MNIST (``mnist``): given trained checkpoints (``dgflow train diffusion`` / ``dgflow train tdisc``),
 samples ``--n`` images unguided and guided (same latents) and reports classifier FID / IS
@@ -29,15 +33,9 @@ import torch
 from dgflow import io
 from dgflow.diffusion import guide
 
-# Denoiser iterations (the loss has plateaued, the samples are still blurred), discriminator
-# iterations, and random Fourier input features of the discriminator: the 25-Gaussians modes are
-# 0.035 wide in its input units, which a plain MLP does not resolve in a few thousand steps
-# (measured accuracy at sigma = 0.005: 0.55 plain, 0.97 with 64 features); on the Swiss roll
-# the same features make the guidance gradient noisy (KDE gen|real -8.1 -> -9.7 at w = 1), so none.
-TOY_SETTINGS = {
-    "25gaussians": {"denoiser_iterations": 8000, "disc_iterations": 3000, "fourier": 64},
-    "swissroll": {"denoiser_iterations": 2000, "disc_iterations": 4000, "fourier": 0},
-}
+# The shipped 2-D models (package data; `dgflow.zoo.loading.resolve_path` reads pkg: paths).
+TOY_DATASETS = ("25gaussians", "swissroll")
+TOY_MODEL = "pkg:toy/weights/dg-{dataset}-{part}.pt"  # part: denoiser, tdisc
 VARIANTS = {  # label -> guide() options
     "EDM (no DG)": None,
     "DG w=1 (Euler)": {"w_euler": 1.0, "w_heun": 0.0},
@@ -48,37 +46,43 @@ VARIANTS = {  # label -> guide() options
 
 
 def toy(args: argparse.Namespace) -> list[dict]:
-    from dgflow.metrics import toy_scores
     from dgflow.data.toy import sample_toy
-    from dgflow.training.diffusion import train_diffusion, train_time_discriminator
-    from dgflow.zoo import build_model
+    from dgflow.metrics import toy_scores
+    from dgflow.zoo import load_checkpoint
+    from dgflow.zoo.loading import resolve_path
 
     rows = []
     for ds in args.datasets:
-        s = TOY_SETTINGS[ds]
-        torch.manual_seed(0)
-        den = build_model("mlp_denoiser", dim=2, width=128)
-        t0 = time.process_time()
-        train_diffusion(den, sample_toy(ds, 100_000, seed=0), iterations=s["denoiser_iterations"], batch_size=128,
-                        progress=False)
-        den.eval()
-        fake = guide(den, None, 10_000, shape=(2,), seed=7919, batch_size=10_000, progress=False).x
-        torch.manual_seed(0)
-        disc = build_model("mlp_time_discriminator", dim=2, width=128, fourier=s["fourier"], fourier_scale=5.0)
-        train_time_discriminator(disc, sample_toy(ds, 10_000, seed=1), fake, iterations=s["disc_iterations"],
-                                 batch_size=256, lr=1e-3, progress=False)
-        train_cpu = time.process_time() - t0
+        den = load_checkpoint(resolve_path(TOY_MODEL.format(dataset=ds, part="denoiser")))[0]["denoiser"]
+        disc = load_checkpoint(resolve_path(TOY_MODEL.format(dataset=ds, part="tdisc")))[0]["discriminator"]
         held = sample_toy(ds, 5000, seed=10_000)
+        print(ds, "discriminator accuracy:", discriminator_accuracy(den, disc, held), flush=True)
         for label, opts in VARIANTS.items():
             t0 = time.process_time()
             x = guide(den, disc if opts else None, args.n, shape=(2,), seed=0, batch_size=args.n, progress=False,
                       **(opts or {})).x
             cpu = time.process_time() - t0
             metrics = {k: v for k, v in toy_scores(ds, x, held).items() if v is not None}
-            rows.append({"dataset": ds, "sampler": label, **metrics, "sample_cpu_s": round(cpu, 1),
-                         "train_cpu_s": round(train_cpu, 1)})
+            rows.append({"dataset": ds, "sampler": label, **metrics, "sample_cpu_s": round(cpu, 1)})
             print(rows[-1], flush=True)
     return rows
+
+
+def discriminator_accuracy(den: torch.nn.Module, disc: torch.nn.Module, real: torch.Tensor,
+                           sigmas: tuple[float, ...] = (0.005, 0.05, 0.5)) -> dict[float, float]:
+    """Balanced accuracy of the time-dependent discriminator at noise levels ``sigmas``: the ``real`` points
+    against as many fresh unguided samples (seed 123, not the rows' latents), both noised with ``sigma``."""
+    fake = guide(den, None, len(real), shape=tuple(real.shape[1:]), seed=123, batch_size=len(real),
+                 progress=False).x.float()
+    gen = torch.Generator().manual_seed(0)
+    out = {}
+    with torch.no_grad():
+        for s in sigmas:
+            noisy_real = real + s * torch.randn(real.shape, generator=gen)
+            noisy_fake = fake + s * torch.randn(fake.shape, generator=gen)
+            hits = (disc(noisy_real, s).reshape(-1) > 0).float().mean() + (disc(noisy_fake, s).reshape(-1) <= 0).float().mean()
+            out[s] = round(float(hits) / 2, 3)
+    return out
 
 
 def mnist(args: argparse.Namespace) -> list[dict]:
@@ -131,7 +135,7 @@ def mnist(args: argparse.Namespace) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-    keys = [k for k in rows[0] if k not in ("train_cpu_s",)]
+    keys = list(rows[0])
     fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     lines += ["| " + " | ".join(fmt(r.get(k, "")) for k in keys) + " |" for r in rows]
@@ -142,7 +146,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
     t = sub.add_parser("toy")
-    t.add_argument("--datasets", nargs="+", default=["25gaussians", "swissroll"], choices=sorted(TOY_SETTINGS))
+    t.add_argument("--datasets", nargs="+", default=["25gaussians", "swissroll"], choices=TOY_DATASETS)
     t.add_argument("--n", type=int, default=5000)
     m = sub.add_parser("mnist")
     m.add_argument("--denoiser", required=True)
