@@ -37,7 +37,8 @@ def test_the_wheel_installs_and_runs_outside_the_repository(tmp_path):
         source)
     (wheel,) = (tmp_path / "dist").glob("dgflow-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"dgflow/py.typed", "dgflow/configs/toy-25gaussians.yml", "dgflow/toy/weights/25gaussians.pt"} <= names
+    assert {"dgflow/py.typed", "dgflow/configs/toy-25gaussians.yml", "dgflow/toy/weights/25gaussians.pt",
+            "dgflow/toy/weights/dg-25gaussians-denoiser.pt", "dgflow/toy/weights/dg-swissroll-tdisc.pt"} <= names
     assert any(n.endswith("licenses/LICENSE") for n in names)
 
     # torch and the other dependencies come from this interpreter's site-packages
