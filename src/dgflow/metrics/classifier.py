@@ -9,6 +9,10 @@ reported as the mean and standard deviation over the chunks. It lies in [1, numb
 classes]: 1 when every prediction is the same, the number of classes for confident
 predictions spread evenly over the classes. With Inception's logits it is the usual IS; with
 the project's classifier (``dgflow.zoo`` "classifier") it is the "classifier IS".
+
+Per-class accuracy of class-conditional samples (sample i was asked for class y_i):
+
+    acc_c = #{i : y_i = c, argmax logits_i = c} / #{i : y_i = c},   overall = #{i : argmax logits_i = y_i} / N
 """
 
 from __future__ import annotations
@@ -54,3 +58,34 @@ def inception_score(logits, splits: int = 10) -> tuple[float, float]:
         kl = (chunk.exp() * (chunk - log_py)).sum(1)
         scores.append(float(kl.mean().exp()))
     return float(np.mean(scores)), float(np.std(scores))
+
+
+def per_class_accuracy(logits, requested, num_classes: int | None = None) -> dict[str, float | int | list[float]]:
+    """How often a classifier agrees with the class each conditional sample was asked for.
+
+    ``logits``: ``[N, classes]`` of a classifier on the samples; ``requested``: ``[N]`` whole-number class
+    labels. Returns ``accuracy`` (overall), ``per_class`` (``acc_c`` for c in 0..num_classes-1), ``min`` and
+    ``worst_class`` (the class with the lowest ``acc_c``). ``num_classes`` defaults to the logits' width;
+    every class must be requested at least once.
+    """
+    logits = torch.as_tensor(logits).detach().cpu()
+    requested = torch.as_tensor(requested).detach().cpu()
+    if logits.ndim != 2:
+        raise ValueError(f"logits must be [N, classes], got shape {tuple(logits.shape)}")
+    if requested.shape != (len(logits),) or requested.is_floating_point() or requested.is_complex():
+        raise ValueError(f"requested must be [N={len(logits)}] whole-number class labels, got "
+                         f"{requested.dtype} of shape {tuple(requested.shape)}")
+    num_classes = logits.shape[1] if num_classes is None else num_classes
+    if len(requested) and (int(requested.min()) < 0 or int(requested.max()) >= num_classes):
+        raise ValueError(f"requested labels must lie in 0..{num_classes - 1}, got {int(requested.min())}.."
+                         f"{int(requested.max())}")
+    counts = torch.bincount(requested.long(), minlength=num_classes)
+    if bool((counts == 0).any()):
+        missing = torch.nonzero(counts == 0).flatten().tolist()
+        raise ValueError(f"classes {missing} are never requested: per-class accuracy needs every class in "
+                         f"0..{num_classes - 1} at least once (or pass num_classes)")
+    hits = logits.argmax(1) == requested
+    per_class = (torch.bincount(requested.long(), weights=hits.double(), minlength=num_classes) / counts).tolist()
+    worst = int(np.argmin(per_class))
+    return {"accuracy": float(hits.double().mean()), "per_class": per_class, "min": per_class[worst],
+            "worst_class": worst}
