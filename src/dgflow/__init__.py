@@ -28,7 +28,7 @@ _EXPORTS = {
     "rng": ["SampleNoise"],
     "selectors": ["Selector", "SELECTORS", "SelectResult"],
     "speed": ["SpeedOptions"],
-    "tuning": ["plot_pilot"],
+    "plots": ["plot_pilot"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -70,4 +70,4 @@ if TYPE_CHECKING:  # static checkers and IDEs see the eager imports
     from .rng import SampleNoise
     from .selectors import SELECTORS, SelectResult, Selector
     from .speed import SpeedOptions
-    from .tuning import plot_pilot
+    from .plots import plot_pilot

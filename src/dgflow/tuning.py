@@ -26,7 +26,7 @@ With ``steps`` given and only the step size automatic, ``min_steps`` is that num
 the largest h that does not pass d* before the last step. With the step size given and
 ``steps="auto"``, only the stop is chosen. Samples already at the level give ``steps = 0``
 (the base model unchanged). The evidence (pilot curves, level, reason) goes to
-``RefineResult.info["auto"]`` and to the ``dgflow.auto`` logger; :func:`plot_pilot` draws it.
+``RefineResult.info["auto"]`` and to the ``dgflow.auto`` logger; :func:`dgflow.plots.plot_pilot` draws it.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -221,29 +220,3 @@ def _reason(opt: str, t: Trajectory, steps: int, level: float, source: str, auto
 
 
 # ------------------------------------------------------------------------------------ reporting
-
-
-def plot_pilot(auto: dict[str, Any], path: str | Path, title: str = "") -> None:
-    """Mean logit vs steps of every pilot run, the stopping level and the chosen stop (``info["auto"]``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from . import io
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    opt = auto["step_option"]
-    for t in auto["trials"]:
-        style = {"lw": 2.2} if t["accepted"] else {"lw": 1, "alpha": 0.7, "ls": "--"}
-        ax.plot(range(len(t["mean_logit"])), t["mean_logit"], label=f"{opt}={t['size']:g}", **style)
-    ax.axhline(auto["level"], color="k", lw=1, ls=":", label="level (held-out real)" if "held-out" in
-               auto["level_source"] else "level (importance-weighted)")
-    ax.axvline(auto["chosen"]["steps"], color="tab:red", lw=1, alpha=0.6, label=f"stop: {auto['chosen']['steps']}")
-    ax.set_xlabel("step")
-    ax.set_ylabel("mean logit of pilot samples")
-    ax.set_title(title or f"auto: {opt}={auto['chosen'][opt]:g}, steps={auto['chosen']['steps']}", fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    io.save_figure(fig, path, dpi=110)
-    plt.close(fig)

@@ -21,7 +21,7 @@ from ..api import autotune, refine
 from ..config import RunConfig
 from ..refiners import REFINERS
 from ..refiners.base import is_auto
-from ..tuning import plot_pilot
+from ..plots import plot_pilot
 from .engine import AtOnce, Batches, execute
 from .generator import GeneratorRun
 from .measure import real_samples
