@@ -51,7 +51,8 @@ def samples_accuracy(classifier: torch.nn.Module, samples_npz: Path, num_classes
     """Per-class accuracy of a run's saved samples (uint8 ``x`` [N, H, W, C] and their ``labels``)."""
     data = np.load(samples_npz)
     if "labels" not in data:
-        raise ValueError(f"{samples_npz} has no labels: it is not a conditional run's samples file")
+        raise ValueError(f"{samples_npz} has no labels: it is not a conditional run's samples file "
+                         "(set num_classes in the config)")
     images = torch.from_numpy(data["x"]).permute(0, 3, 1, 2).float() / 127.5 - 1  # back to [-1, 1]
     with torch.no_grad():
         logits = torch.cat([classifier(chunk) for chunk in images.split(batch_size)])

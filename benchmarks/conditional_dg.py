@@ -23,24 +23,13 @@ import numpy as np
 import torch
 
 from dgflow import io
-from dgflow.metrics import ClassifierFeatures, per_class_accuracy
+from dgflow.metrics import ClassifierFeatures
 from dgflow.zoo.loading import load_model
+
+from conditional import samples_accuracy  # the sibling benchmark's reader of a run's samples file
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("unguided", "guided")
-
-
-def samples_accuracy(classifier: torch.nn.Module, samples_npz: Path, num_classes: int,
-                     batch_size: int = 500) -> dict:
-    """Per-class accuracy of a run's saved samples (uint8 ``x`` [N, H, W, C] and their ``labels``)."""
-    data = np.load(samples_npz)
-    if "labels" not in data:
-        raise ValueError(f"{samples_npz} has no labels: it is not a conditional run's samples file "
-                         "(set num_classes in the sample config)")
-    images = torch.from_numpy(data["x"]).permute(0, 3, 1, 2).float() / 127.5 - 1  # back to [-1, 1]
-    with torch.no_grad():
-        logits = torch.cat([classifier(chunk) for chunk in images.split(batch_size)])
-    return per_class_accuracy(logits, torch.from_numpy(data["labels"]), num_classes)
 
 
 def main() -> None:
