@@ -10,8 +10,8 @@ batch then uses the same step size and number of steps; it returns a new method
 
     D_n   = unbiased MMD^2 (:class:`dgflow.mmd.MMDReference`) between phi(pilot samples after n steps) and
             phi(held-out samples), every ``check_every`` steps; kernel: the sum of Gaussian kernels with
-            bandwidths s, s/2, .., s/32, s the median pairwise distance of phi(held-out), fixed for the pilot
-    n*(h) = argmin_n D_n   if D_0 - min_n D_n > 2 se(D_0 - min_n D_n),   else 0
+            bandwidths s, s/2, s/4, s/8, s the median pairwise distance of phi(held-out), fixed for the pilot
+    n*(h) = argmin_n D_n   if D_0 - min_n D_n > se(D_0 - min_n D_n),   else 0
             (argmin: the vertex of a parabola fitted to the 7 evaluations around the smallest, less noisy
             on a flat minimum)
 
@@ -21,8 +21,7 @@ whose flow moves the samples away from the data (D rising from step 0) give ``st
 ``features=`` (e.g. :class:`dgflow.metrics.InceptionFeatures`), else the samples flattened; never the
 discriminator's own features, which the flow optimises against. A pilot run stops once D has been more than
 2 paired errors above its minimum at 2 consecutive evaluations, once it has run twice the steps of its minimum and
-at least ``min_steps`` (and, for a smaller step size, twice the time ``n* h`` of the best stop so far), or after
-``max_steps``.
+at least ``min_steps``, or after ``max_steps``.
 
 **Stop by level** (``stop="logit-level"``, and the step size when ``steps`` is given)::
 
@@ -39,15 +38,14 @@ from the data.
 names, ``step_size_name``), largest first, each candidate judged by a trust region:
 
     DGflow, DOT  rho >= 1/2, where rho = (mean logit gained) / (gain predicted to first order,
-                 sum_i <grad d(z_i), z_i' - z_i> / M) over the first steps; with the level stop also
-                 n*(h) >= min_steps (no step covers more than 1/min_steps of the way to d*)
+                 sum_i <grad d(z_i), z_i' - z_i> / M) over the first steps, and n*(h) >= min_steps
+                 (level stop: no step covers more than 1/min_steps of the way to d*)
     DDLS         the mean Metropolis acceptance probability of its Langevin proposals along the
                  pilot's first 10 steps is >= 0.574, the optimal MALA rate (Roberts & Rosenthal 1998)
 
-With the level stop (or ``steps`` given) the largest candidate that passes is taken. With the distance stop
-(DGflow, DOT) the largest passing h is run to its stop, then each next smaller h while it reaches a minimum
-significantly below (by its paired error) the best so far: the smallest distance wins, a smaller step size
-only when it is measurably better (it costs more steps). DDLS takes its MALA size and stops by distance.
+The largest candidate that passes is taken. With the distance stop the trust region of DGflow and DOT is
+rho >= 1/2 and n*(h) = 0 or n*(h) >= min_steps (the minimum is not reached in a few coarse steps); DDLS takes
+its MALA size and runs it on to its distance stop.
 
 With ``steps`` given and only the step size automatic, ``min_steps`` is that number of steps:
 the largest h that does not pass d* before the last step. With the step size given and
@@ -60,7 +58,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,10 +75,10 @@ TRUST_RATIO = 0.5  # accept a step size when the logit gains at least half its f
 RATIO_STEPS = 5  # ... over the first steps of the pilot
 ACCEPTANCE_STEPS = 10  # MALA acceptance: averaged over the first steps of the pilot
 FIT = 3  # the stop: the vertex of a parabola fitted to the distances within this many evaluations of the smallest
-MARGIN = 2.0  # refine only when the smallest distance is this many paired errors below the distance at step 0
+MARGIN = 1.0  # refine only when the smallest distance is more than this many paired errors below the one at step 0
 PAST_MINIMUM = 2.0  # a distance pilot stops once D is this many paired errors above its minimum ...
 PATIENCE = 2  # ... at this many consecutive evaluations,
-PLATEAU = 2.0  # or once it has run this many times the time (steps x size) of the best stop without improving
+PLATEAU = 2.0  # or once it has run this many times the steps of its minimum (and at least min_steps)
 SCALES = tuple(2.0**-j for j in range(4))  # the kernel: Gaussians of bandwidths median distance x 1, 1/2, 1/4, 1/8
 PILOT_SEED = 0x9D2C5680  # the pilot's noise streams (its latents come from the run's seed)
 log = logging.getLogger("dgflow.auto")
@@ -365,31 +362,11 @@ def _tune_by_distance(refiner: Refiner, target: Target, z0: Tensor, x0: Tensor, 
     else:
         trust = TRUST_RATIO if auto_size and criterion == "trust-region" else None
         for h in sizes:
-            min_run = refiner.min_steps if best is None or best.stop is None else max(
-                refiner.min_steps, math.ceil(PLATEAU * best.stop * best.size / h))
-            t = run(h, horizon, min_run, trust)
+            t = run(h, horizon, refiner.min_steps, trust)
             trials.append(t)
-            if trust is not None and (t.ratio is None or t.ratio < trust):
-                shown = "none" if t.ratio is None else f"{t.ratio:.2f}"
-                t.why = f"rho {shown} < {TRUST_RATIO} (the logit gained less than half its linear prediction)"
-                if best is None:
-                    continue
-                break
-            low = tracks[id(t)].best
-            if best is None:
-                t.accepted = True
-                t.why = "given" if not auto_size else f"rho {t.ratio:.2f}; smallest distance {low.mmd2:.4g}"
+            t.accepted, t.why = _judge_by_distance(t, refiner.min_steps, trust)
+            if t.accepted:
                 best = t
-                continue
-            incumbent = tracks[id(best)].best
-            gain, se = incumbent.mmd2 - low.mmd2, difference_se(incumbent, low)
-            if gain > se:
-                best.accepted, t.accepted = False, True
-                t.why = f"smallest distance {low.mmd2:.4g}, below {best.size:g}'s by {gain:.3g} > paired error {se:.3g}"
-                best = t
-            else:
-                t.why = (f"smallest distance {low.mmd2:.4g}, not below {best.size:g}'s {incumbent.mmd2:.4g} by more than "
-                         f"the paired error {se:.3g}")
                 break
         if best is None:  # even the smallest step size failed: take the most cautious one
             best = trials[-1]
@@ -407,8 +384,7 @@ def _tune_by_distance(refiner: Refiner, target: Target, z0: Tensor, x0: Tensor, 
                      f"{best.distance[0]:.4g} at step 0, paired error {best.difference_se[0]:.2g}; the vertex of a "
                      f"parabola fitted around it)")
     size_rule = ("largest of the grid with MALA acceptance >= 0.574, then run on" if criterion == "mala" else
-                 f"the largest of the grid with rho >= {TRUST_RATIO}, then smaller ones while their smallest distance "
-                 "is lower by more than its paired error")
+                 f"the largest of the grid with rho >= {TRUST_RATIO} whose stop is 0 or >= {refiner.min_steps} steps")
     reason = (f"{option}={best.size:g} ({size_rule}: {best.why}); " if auto_size else "") + why_steps
     log.info("%s: %s", refiner.name, reason)
     size = best.size if auto_size else refiner.step_size
@@ -420,6 +396,17 @@ def _tune_by_distance(refiner: Refiner, target: Target, z0: Tensor, x0: Tensor, 
         "min_steps": refiner.min_steps, "step_option": option,
         "pilot_sample_steps": sum(t.steps_run for t in trials) * refiner.pilot,
         "trials": [t.record() for t in trials]}}
+
+
+def _judge_by_distance(t: Trajectory, need: int, trust: float | None) -> tuple[bool, str]:
+    if trust is None:
+        return True, "given"
+    if t.ratio is None or t.ratio < trust:
+        shown = "none" if t.ratio is None else f"{t.ratio:.2f}"
+        return False, f"rho {shown} < {trust} (the logit gained less than half its linear prediction)"
+    if t.stop is not None and 0 < t.stop < need:
+        return False, f"rho {t.ratio:.2f}; the distance is smallest at step {t.stop} < {need} (steps too large)"
+    return True, f"rho {t.ratio:.2f}; the distance is smallest at step {t.stop}"
 
 
 NEEDS_HELDOUT = (
