@@ -12,7 +12,7 @@ CPU seconds, against refining 1,000 samples with the chosen setting.
     python benchmarks/mlp_gans.py runs/mnist/mlp --data DATA                           # the MLP GANs (4 CPU min)
     python benchmarks/auto_step.py --models toy mlp-uniform mlp-sigmoid mlp-oc sndcgan vae --out runs/auto-bench \\
         --data DATA
-    python benchmarks/auto_step.py --out runs/auto-bench --table                        # the table only
+    python benchmarks/auto_step.py --out runs/auto-bench --table --json benchmarks/results/auto_step.json
 
 Models: ``toy`` the shipped 2-D WGAN-GP (25 Gaussians, self-normalised critic; % high quality,
 higher is better, 2,000 samples; held-out: 1,000 fresh points); MNIST (classifier FID of the
@@ -98,6 +98,7 @@ def bench(model: str, args: argparse.Namespace, sweep_file: Path) -> dict:
     common = dict(latent_shape=shape, prior=prior, corrector=c, seed=0, gamma=0.01)
     if sweep_file.exists():
         out = json.loads(sweep_file.read_text())
+        n = out["n"]  # the sweep's sample size, for comparable FIDs
     else:
         out = {"model": model, "n": n, "higher_is_better": higher, "sweep": {}}
         out["base"] = metric(generate(g, n, latent_shape=shape, prior=prior, seed=0)[1])
@@ -179,6 +180,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40, help="sweep length; metric every 5 steps (default: %(default)s)")
     parser.add_argument("--heldout", type=int, default=1000, help="held-out real samples for auto (default: %(default)s)")
     parser.add_argument("--pilot", type=int, default=256, help="pilot samples of auto (default: %(default)s)")
+    parser.add_argument("--json", help="also write every model's results to this one JSON file")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -192,6 +194,8 @@ def main() -> None:
     results = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
     if results and (args.table or args.models):
         print(table(results))
+    if args.json:
+        io.write_json(args.json, {r["model"]: r for r in results})
 
 
 if __name__ == "__main__":

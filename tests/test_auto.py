@@ -218,6 +218,9 @@ def test_steps_auto_without_heldout_is_refused_and_eta_auto_keeps_working(identi
     assert res.info["auto"]["stop_rule"] == "logit-level" and res.options["steps"] == 5
     res = dgflow.refine(g, d, n=2, latent_shape=(2,), steps="auto", stop="logit-level", pilot=64, progress=False)
     assert "importance-weighted" in res.info["auto"]["level_source"]
+    with pytest.raises(ValueError, match=r"run\.yml: steps=\"auto\" chooses .* heldout_real: 1000"):
+        validate({"gen_type": "x", "disc_type": "y", "steps": "auto"}, source="run.yml")
+    assert validate({"gen_type": "x", "disc_type": "y", "steps": "auto", "heldout_real": 100}).options["steps"] == "auto"
     with pytest.raises(ValueError, match="stop must be one of"):
         dgflow.refine(g, d, n=2, latent_shape=(2,), steps="auto", stop="soon")
     with pytest.raises(ValueError, match="check_every must be a whole number >= 1"):
@@ -247,3 +250,16 @@ def test_features_are_used_and_checked(identity_case, tmp_path):
     trial = next(t for t in auto["trials"] if t["accepted"])
     assert trial["distance_steps"][0] == 0 and all(s % 2 == 0 for s in trial["distance_steps"][:-1])
     assert len(auto["bandwidth"]) == 4 and auto["heldout"] == 300
+
+
+def test_ddls_takes_its_mala_step_size_and_stops_by_distance(identity_case):
+    res = dgflow.refine(identity_case.generator, identity_case.discriminator, n=4, latent_shape=(2,), method="ddls",
+                        eps="auto", steps="auto", heldout=heldout_from_mu(identity_case, 500), pilot=300, max_steps=60,
+                        progress=False, save_interval=None)
+    auto = res.info["auto"]
+    judged, run_on = auto["trials"][-2:]  # the acceptance judged on 10 steps, then that eps run on with the distance
+    assert judged["acceptance"] >= 0.574 and not judged["distance"] and run_on["size"] == judged["size"]
+    # N(0, I) is far from mu = N((0.5, -0.3), 0.49 I): DDLS moves towards it, the distance falls significantly
+    assert run_on["distance"][0] - min(run_on["distance"]) > run_on["difference_se"][0]
+    assert res.options["steps"] == auto["chosen"]["steps"] == run_on["stop"] > 0
+    assert res.options["eps"] == auto["chosen"]["eps"] == judged["size"]

@@ -226,7 +226,20 @@ def run_pilot(method: Refiner, target: Target, z0: Tensor, noise: SampleNoise, l
     reached = 0 if means[0] >= level else None
     gained = predicted = 0.0
     accept: list[float] = []
-    past_minimum = track is not None and track.add(0, state.x)
+    pending: list[tuple[int, Tensor]] = []  # states whose distance waits for the trust ratio (none for rejected sizes)
+
+    def measure(n: int, x: Tensor | None = None) -> bool:  # whether the distance is past its minimum
+        if track is None:
+            return False
+        if x is not None:
+            pending.append((n, x))
+            if min_ratio is not None and n < RATIO_STEPS:
+                return False
+        past = [track.add(m, xm) for m, xm in pending]
+        pending.clear()
+        return any(past)
+
+    past_minimum = measure(0, state.x)
     if (reached is None or track is not None) and steps > 0 and not past_minimum:
         for n, new, info in iterate(method, target, state, noise):
             means.append(float(new.logit.double().mean()))
@@ -242,15 +255,19 @@ def run_pilot(method: Refiner, target: Target, z0: Tensor, noise: SampleNoise, l
             state = new
             trust_failed = (min_ratio is not None and n + 1 == RATIO_STEPS
                             and not (predicted > 0 and gained >= min_ratio * predicted))
-            if track is not None and not trust_failed and track.due(n + 1, steps):
-                past_minimum = track.add(n + 1, state.x)
+            if trust_failed:
+                pending.clear()
+            elif track is not None and track.due(n + 1, steps):
+                past_minimum = measure(n + 1, state.x)
             if (reached is not None and track is None) or n + 1 == steps or trust_failed or past_minimum:
                 break  # (trust failed: no need to run on)
     ratio = gained / predicted if predicted > 0 else None
     t = Trajectory(size=0.0, mean_logit=means, reached=reached, ratio=ratio,
                    acceptance=sum(accept) / len(accept) if accept else None)
     if track is not None:
-        track.fill(t)
+        measure(steps)  # the states still waiting (a run shorter than the trust ratio's steps)
+        if track.estimates:
+            track.fill(t)
     return t
 
 
@@ -368,9 +385,10 @@ def _tune_by_distance(refiner: Refiner, target: Target, z0: Tensor, x0: Tensor, 
             if t.accepted:
                 best = t
                 break
-        if best is None:  # even the smallest step size failed: take the most cautious one
-            best = trials[-1]
-            best.why += "; no candidate passed, taking the smallest"
+        if best is None:  # even the smallest step size failed: take the most cautious one, run to its stop
+            best = run(sizes[-1], horizon, refiner.min_steps)
+            best.accepted, best.why = True, f"no candidate passed, taking the smallest: {trials[-1].why}"
+            trials.append(best)
     steps = best.stop if best.stop is not None else 0
     low = min(range(len(best.distance)), key=best.distance.__getitem__)
     rule = (f"the step of the smallest unbiased MMD^2 to {len(refiner.heldout)} held-out samples, in "

@@ -73,7 +73,7 @@ class Refiner:
     check_every: int = field(default=2, kw_only=True)
     pilot: int = field(default=256, kw_only=True)
     max_steps: int = field(default=100, kw_only=True)
-    min_steps: int = field(default=10, kw_only=True)
+    min_steps: int = field(default=20, kw_only=True)
 
     name: ClassVar[str] = "refiner"
     step_size_name: ClassVar[str]  # the field holding the step size, in the method's paper's name
