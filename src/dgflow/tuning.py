@@ -167,6 +167,7 @@ class DistanceTrack:
         self.above = 0  # consecutive evaluations more than PAST_MINIMUM paired errors above the minimum
 
     def due(self, n: int, last: int) -> bool:
+        """Whether the distance is evaluated after step ``n`` (every ``every`` steps, and the last)."""
         return n % self.every == 0 or n == last
 
     def add(self, n: int, x: Tensor) -> bool:
@@ -210,6 +211,7 @@ class DistanceTrack:
         return int(min(max(round(-b / (2 * a)), self.steps[window[0]]), self.steps[window[-1]]))
 
     def fill(self, t: Trajectory) -> None:
+        """Copy the distances, their errors and the stop into the trajectory's record."""
         t.stop, t.difference_se = self.stop()
         t.distance_steps = list(self.steps)
         t.distance = [e.mmd2 for e in self.estimates]
