@@ -314,7 +314,7 @@ def tune(refiner: Refiner, draw: DrawInitial) -> tuple[Refiner, dict[str, Any]]:
         base = target.discriminate(x0)
     level, source = stopping_level(target, base, refiner.heldout)
     if by_distance:
-        return _tune_by_distance(refiner, target, z0, x0, noise, base, level, source)
+        return _tune_by_distance(refiner, target, z0, noise, base, level, source)
     horizon = refiner.max_steps if auto_steps else refiner.steps
     need = refiner.min_steps if auto_steps else refiner.steps
     sizes = grid(refiner.default_step_size(), *refiner.auto_grid) if auto_size else [refiner.step_size]
@@ -349,21 +349,18 @@ def tune(refiner: Refiner, draw: DrawInitial) -> tuple[Refiner, dict[str, Any]]:
         "stop_rule": "logit-level", "pilot_sample_steps": cost, "trials": [t.record() for t in trials]}}
 
 
-def _tune_by_distance(refiner: Refiner, target: Target, z0: Tensor, x0: Tensor, noise: SampleNoise, base: Tensor,
-                      level: float, source: str) -> tuple[Refiner, dict[str, Any]]:
+def _tune_by_distance(refiner: Refiner, target: Target, z0: Tensor, noise: SampleNoise, base: Tensor, level: float,
+                      source: str) -> tuple[Refiner, dict[str, Any]]:
     """``steps="auto"`` (and the step size) by the distance to the held-out samples (module docstring)."""
     option, criterion = refiner.step_size_name, refiner.auto_criterion
     auto_size, horizon = is_auto(refiner.step_size), refiner.max_steps
     distance = HeldoutDistance(refiner.heldout, refiner.features, z0.device)
     sizes = grid(refiner.default_step_size(), *refiner.auto_grid) if auto_size else [refiner.step_size]
     trials: list[Trajectory] = []
-    tracks: dict[int, DistanceTrack] = {}
 
-    def run(h: float, steps: int, min_run: int, min_ratio: float | None = None) -> Trajectory:
-        track = DistanceTrack(distance, refiner.check_every, min(min_run, steps))
-        t = _pilot(refiner, h, steps, target, z0, noise, level, min_ratio, track)
-        tracks[id(t)] = track
-        return t
+    def run(h: float, min_ratio: float | None = None) -> Trajectory:  # to the distance stop (DistanceTrack)
+        track = DistanceTrack(distance, refiner.check_every, min(refiner.min_steps, horizon))
+        return _pilot(refiner, h, horizon, target, z0, noise, level, min_ratio, track)
 
     best: Trajectory | None = None
     if criterion == "mala" and auto_size:  # the MALA size from short runs, then that size run on to its stop
@@ -375,26 +372,26 @@ def _tune_by_distance(refiner: Refiner, target: Target, z0: Tensor, x0: Tensor, 
                 break
         else:
             trials[-1].why += "; no candidate passed, taking the smallest"
-        best = run(trials[-1].size, horizon, refiner.min_steps)
+        best = run(trials[-1].size)
         best.accepted, best.why = True, f"run on by distance: {trials[-1].why}"
         trials.append(best)
     else:
         trust = TRUST_RATIO if auto_size and criterion == "trust-region" else None
         for h in sizes:
-            t = run(h, horizon, refiner.min_steps, trust)
+            t = run(h, trust)
             trials.append(t)
             t.accepted, t.why = _judge_by_distance(t, refiner.min_steps, trust)
             if t.accepted:
                 best = t
                 break
         if best is None:  # even the smallest step size failed: take the most cautious one, run to its stop
-            best = run(sizes[-1], horizon, refiner.min_steps)
+            best = run(sizes[-1])
             best.accepted, best.why = True, f"no candidate passed, taking the smallest: {trials[-1].why}"
             trials.append(best)
     steps = best.stop if best.stop is not None else 0
     low = min(range(len(best.distance)), key=best.distance.__getitem__)
     rule = (f"the step of the smallest unbiased MMD^2 to {len(refiner.heldout)} held-out samples, in "
-            f"{distance.described}, when {MARGIN:g} paired standard errors below the distance at step 0")
+            f"{distance.described}, when more than {MARGIN:g} paired standard error below the distance at step 0")
     if steps == 0:
         why_steps = (f"steps=0 (the distance to the held-out samples never fell significantly below its value at step 0: "
                      f"{best.distance[0]:.4g}, minimum {best.distance[low]:.4g} at step {best.distance_steps[low]}, "
