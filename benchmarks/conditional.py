@@ -40,8 +40,10 @@ METHODS = {  # row -> (run name, config overrides on top of the config: DGflow K
     "DGflow (KL)": ("dgflow-kl", {}),
     "DDLS": ("ddls", {"method": "ddls", "steps": 100}),  # as benchmarks/image_table.py
     "DOT": ("dot", {"method": "dot"}),
-    # issue 7's controller; the importance-weighted stopping level (held-out real images need labels here)
-    "DGflow (KL, auto)": ("dgflow-kl-auto", {"eta": "auto", "steps": "auto"}),
+    # issue 7's controller: the importance-weighted stopping level (held-out real images need labels here), asked for
+    # since issue 14 (steps: auto without held-out samples is refused), with the min_steps it was measured with
+    "DGflow (KL, auto)": ("dgflow-kl-auto", {"eta": "auto", "steps": "auto",
+                                             "options": {"stop": "logit-level", "min_steps": 10}}),
 }
 ORDER = ["base", "DGflow (KL)", "DDLS", "DOT", "DGflow (KL, auto)"]
 

@@ -50,7 +50,7 @@ def test_prepare_and_tuning_return_new_methods_and_leave_the_original(identity_c
     given = DOT(k_eff=2.0)
     same, info = given.prepare(draw)
     assert same is given and info == {"k_eff": 2.0}  # nothing to estimate: the same method
-    auto = DGflow(eta="auto", steps="auto", pilot=32, max_steps=20)
+    auto = DGflow(eta="auto", steps="auto", stop="logit-level", pilot=32, max_steps=20)
     tuned, evidence = tune(auto, draw)
     assert auto.eta == "auto" and auto.steps == "auto"  # untouched
     chosen = evidence["auto"]["chosen"]

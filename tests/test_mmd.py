@@ -1,4 +1,4 @@
-"""The unbiased MMD^2 / KID estimator (dgflow.metrics.mmd) against closed forms."""
+"""The unbiased MMD^2 / KID estimator (dgflow.mmd, exported by dgflow.metrics) against closed forms."""
 
 from __future__ import annotations
 

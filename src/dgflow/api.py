@@ -146,6 +146,7 @@ def autotune(generator: Any, discriminator: Any, method: str = "dgflow", *, labe
                  keep_samples=False, **kwargs)
     options = dict(res.options)
     options.pop("heldout", None)
+    options.pop("features", None)
     return options, res.info.get("auto", {})
 
 

@@ -40,8 +40,10 @@ import yaml
 
 from .diffusion.denoisers import vp_time_to_sigma
 from .refiners import REFINERS
+from .refiners.base import is_auto
 from .selectors import SELECTORS
 from .speed import SpeedOptions
+from .tuning import NEEDS_HELDOUT
 
 # ------------------------------------------------------------------------- the checks of every key
 
@@ -222,7 +224,7 @@ class RunConfig:
     channels_last: bool = False
     max_batch_size: int | None = None
     memory_budget_gib: float | None = None
-    heldout_real: int = at_least(0, 0)  # held-out real samples whose mean logit is the "auto" stopping level (0: none)
+    heldout_real: int = at_least(0, 0)  # held-out real samples for steps: auto (the distance stop; 0: none)
     trust_checkpoint: bool = False  # allow full unpickling of checkpoints that need it (runs their code)
     # accepted for compatibility with the authors' configs; not used by dgflow
     eval_file_prefix: str | None = None
@@ -315,6 +317,9 @@ def validate(raw: dict[str, Any], source: str = "config") -> RunConfig:
     check_fields(cfg, source)
     check_common_keys(cfg, source, DATASETS)
     cfg.options = resolve_options(cfg.method, {k: raw[k] for k in FLAT_KEYS if k in raw}, cfg.options, source)
+    if (cfg.method in REFINERS and is_auto(cfg.options.get("steps")) and cfg.options.get("stop", "distance") == "distance"
+            and not cfg.heldout_real):
+        raise ValueError(f"{source}: {NEEDS_HELDOUT}")
     for key in ("gen_type", "disc_type"):
         if getattr(cfg, key) is None and getattr(cfg, key.replace("_type", "_path")) is None:
             raise ValueError(f"{source}: {key} (an architecture name or package.module:Class) or "

@@ -144,13 +144,17 @@ def plot_variants(values: dict[str, dict[str, float]], path: Path) -> None:
 
 
 def plot_pilot(auto: dict[str, Any], path: str | Path, title: str = "") -> None:
-    """Mean logit vs steps of every pilot run, the stopping level and the chosen stop (``info["auto"]``)."""
+    """Mean logit vs steps of every pilot run, the stopping level and the chosen stop (``info["auto"]``); below it,
+    with the distance stop, the distance to the held-out samples with its error band (+- one jackknife error)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    by_distance = auto.get("stop_rule") == "distance"
+    fig, axes = plt.subplots(2 if by_distance else 1, 1, figsize=(5.5, 6.4 if by_distance else 3.6), sharex=True,
+                             squeeze=False)
+    ax = axes[0, 0]
     opt = auto["step_option"]
     for t in auto["trials"]:
         style = {"lw": 2.2} if t["accepted"] else {"lw": 1, "alpha": 0.7, "ls": "--"}
@@ -158,10 +162,23 @@ def plot_pilot(auto: dict[str, Any], path: str | Path, title: str = "") -> None:
     ax.axhline(auto["level"], color="k", lw=1, ls=":", label="level (held-out real)" if "held-out" in
                auto["level_source"] else "level (importance-weighted)")
     ax.axvline(auto["chosen"]["steps"], color="tab:red", lw=1, alpha=0.6, label=f"stop: {auto['chosen']['steps']}")
-    ax.set_xlabel("step")
     ax.set_ylabel("mean logit of pilot samples")
     ax.set_title(title or f"auto: {opt}={auto['chosen'][opt]:g}, steps={auto['chosen']['steps']}", fontsize=9)
     ax.legend(fontsize=7)
+    if by_distance:
+        ax = axes[1, 0]
+        for k, t in enumerate(auto["trials"]):
+            if not t.get("distance"):
+                continue
+            d, se = torch.tensor(t["distance"]), torch.tensor(t["distance_se"])
+            style = {"lw": 2.2} if t["accepted"] else {"lw": 1, "alpha": 0.7, "ls": "--"}
+            line, = ax.plot(t["distance_steps"], d, color=f"C{k}", label=f"{opt}={t['size']:g}", **style)
+            ax.fill_between(t["distance_steps"], d - se, d + se, color=line.get_color(), alpha=0.15)
+        ax.axvline(auto["chosen"]["steps"], color="tab:red", lw=1, alpha=0.6)
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_ylabel(f"MMD$^2$ to {auto['heldout']} held-out (+- 1 se)")
+        ax.legend(fontsize=7)
+    axes[-1, 0].set_xlabel("step")
     fig.tight_layout()
     io.save_figure(fig, path, dpi=110)
     plt.close(fig)

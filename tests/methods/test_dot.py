@@ -104,9 +104,12 @@ def _as_ratio(D):
 
 
 def test_dot_lr_auto_records_its_choice(identity_case):
+    mu = identity_case.m + identity_case.s * torch.randn(300, 2, generator=torch.Generator().manual_seed(1)).numpy()
     res = dgflow.refine(identity_case.generator, identity_case.discriminator, n=8, latent_shape=(2,), method="dot",
-                        lr="auto", steps="auto", pilot=128, max_steps=40, progress=False, save_interval=None)
+                        lr="auto", steps="auto", heldout=torch.tensor(mu, dtype=torch.float32), pilot=128, max_steps=40,
+                        progress=False, save_interval=None)
     auto = res.info["auto"]
+    assert auto["stop_rule"] == "distance" and auto["trials"][-1]["distance"]
     assert res.options["lr"] == auto["chosen"]["lr"] and res.options["steps"] == auto["chosen"]["steps"] <= 40
     assert "k_eff" in res.info and auto["step_option"] == "lr"
 

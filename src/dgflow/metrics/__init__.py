@@ -3,7 +3,7 @@
 from .classifier import ClassifierFeatures, inception_score, per_class_accuracy
 from .fid import compute_stats, fid_from_features, fid_from_stats, load_stats, save_stats
 from .inception import InceptionFeatures, extract_features
-from .mmd import MMDEstimate, MMDReference, difference_se, kid, mmd2_unbiased
+from ..mmd import MMDEstimate, MMDReference, difference_se, kid, mmd2_unbiased
 from .ngram import ngram_counts, ngram_js, text_scores
 from .toy import high_quality_fraction, kde_log_likelihood, modes_covered, sliced_wasserstein, toy_scores
 

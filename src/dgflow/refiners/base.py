@@ -31,6 +31,7 @@ from ..rng import SampleNoise
 from ..target import Target
 
 AUTO = "auto"
+STOPS = ("distance", "logit-level")  # how steps="auto" stops (see dgflow.tuning)
 
 # (stream name, count) -> (positions, target bound to their labels)
 DrawInitial = Callable[[str, int], tuple[Tensor, Target]]
@@ -57,16 +58,22 @@ class StepInfo(NamedTuple):
 class Refiner:
     """Base class of the refinement methods, with the options of the automatic step size (keyword-only).
 
-    ``heldout``: held-out real samples (the generator's output shape) whose mean logit is the
-    stopping level; without them the level is importance-weighted from the pilot's logits.
+    ``heldout``: held-out real samples (the generator's output shape); ``steps="auto"`` stops where the pilot's
+    samples are closest to them (``stop="distance"``, the default, which needs them) or where the mean logit reaches
+    their mean logit (``stop="logit-level"``; without them, the importance-weighted level of the pilot's logits).
+    ``features``: the feature map of the distance (a module or function ``[B, ...] -> [B, k]``; default: the samples
+    flattened). ``check_every``: the distance is evaluated every this many pilot steps.
     ``pilot``: pilot samples. ``max_steps``: the most steps ``steps="auto"`` may choose.
     ``min_steps``: the trust region's number of steps (see :mod:`dgflow.tuning`).
     """
 
     heldout: Tensor | None = field(default=None, kw_only=True, repr=False)
+    stop: str = field(default="distance", kw_only=True)
+    features: Callable[[Tensor], Tensor] | None = field(default=None, kw_only=True, repr=False)
+    check_every: int = field(default=2, kw_only=True)
     pilot: int = field(default=256, kw_only=True)
     max_steps: int = field(default=100, kw_only=True)
-    min_steps: int = field(default=10, kw_only=True)
+    min_steps: int = field(default=20, kw_only=True)
 
     name: ClassVar[str] = "refiner"
     step_size_name: ClassVar[str]  # the field holding the step size, in the method's paper's name
@@ -77,11 +84,16 @@ class Refiner:
     def __post_init__(self) -> None:
         check_step_size(self.step_size_name, self.step_size)
         check_steps(self.steps)
-        for name in ("pilot", "max_steps", "min_steps"):
+        for name in ("pilot", "max_steps", "min_steps", "check_every"):
             value = getattr(self, name)
             least = 2 if name == "pilot" else 1
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ValueError(f"{name} must be a whole number >= {least}, got {value!r}")
+        if self.stop not in STOPS:
+            raise ValueError(f"stop must be one of {STOPS}, got {self.stop!r}")
+        if self.features is not None and not callable(self.features):
+            raise TypeError("features must be a module or function mapping a batch of samples [B, ...] to features "
+                            f"[B, k], got {type(self.features).__name__}")
         if self.heldout is not None:
             if not isinstance(self.heldout, Tensor) or self.heldout.ndim < 1 or len(self.heldout) < 2:
                 raise ValueError("heldout must be a tensor of at least 2 held-out real samples shaped like the "
@@ -129,6 +141,8 @@ class Refiner:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         if isinstance(out.get("heldout"), Tensor):  # data, not a setting: the evidence in info["auto"] names it
             out["heldout"] = None
+        if out.get("features") is not None:  # a module, not a setting: info["auto"]["features"] describes it
+            out["features"] = None
         return out
 
 

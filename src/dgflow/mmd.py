@@ -12,7 +12,9 @@ characteristic kernel; it can be negative). Kernels:
                                                   Distance, Binkowski et al. 2018, on Inception features)
     "rbf"         k(x, y) = exp(-|x - y|^2 / (2 s^2))   (s: ``bandwidth``; by default the median
                                                   pairwise distance of the pooled samples, a data-dependent
-                                                  choice that makes the estimate unbiased only given s)
+                                                  choice that makes the estimate unbiased only given s;
+                                                  several bandwidths: the sum of their kernels, sensitive
+                                                  at every one of those scales)
 
 The standard error is the two-sample delete-one jackknife (Arvesen 1969),
 
@@ -26,6 +28,7 @@ same jackknife for the difference of two estimates on paired samples.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -56,14 +59,20 @@ def difference_se(a: MMDEstimate, b: MMDEstimate) -> float:
     return var**0.5
 
 
-def kernel_matrix(a: Tensor, b: Tensor, kernel: str = "polynomial", bandwidth: float | None = None) -> Tensor:
-    """``k(a_i, b_j)`` for rows of ``a`` [m, d] and ``b`` [n, d] (float64)."""
+Bandwidth = float | Sequence[float]
+
+
+def kernel_matrix(a: Tensor, b: Tensor, kernel: str = "polynomial", bandwidth: Bandwidth | None = None) -> Tensor:
+    """``k(a_i, b_j)`` for rows of ``a`` [m, d] and ``b`` [n, d] (float64); ``rbf`` with several bandwidths: the
+    sum of their Gaussian kernels."""
     if kernel == "polynomial":
         return (a @ b.T / a.shape[1] + 1) ** 3
     if kernel == "rbf":
         if bandwidth is None:
             raise ValueError("the rbf kernel needs a bandwidth (mmd2_unbiased picks the median distance)")
-        return torch.exp(-torch.cdist(a, b).pow(2) / (2 * bandwidth**2))
+        d2 = torch.cdist(a, b).pow(2)
+        scales = bandwidth if isinstance(bandwidth, Sequence) else (bandwidth,)
+        return sum((torch.exp(-d2 / (2 * s**2)) for s in scales), torch.zeros_like(d2))
     raise ValueError(f"unknown kernel {kernel!r}; choose one of {KERNELS}")
 
 
@@ -85,7 +94,7 @@ class MMDReference:
     """A fixed sample ``y`` (e.g. held-out real features) against which :meth:`estimate` scores many samples ``x``:
     its kernel matrix is computed once. ``kernel="rbf"`` without ``bandwidth``: the median distance within ``y``."""
 
-    def __init__(self, y: Tensor, kernel: str = "polynomial", bandwidth: float | None = None):
+    def __init__(self, y: Tensor, kernel: str = "polynomial", bandwidth: Bandwidth | None = None):
         self.y = _prepare(y)
         if len(self.y) < 3:
             raise ValueError(f"the unbiased MMD^2 and its standard error need at least 3 samples on each side, "
@@ -121,7 +130,7 @@ class MMDReference:
         return MMDEstimate(float(mmd2), float(var.sqrt()), (t_x, t_y))
 
 
-def mmd2_unbiased(x: Tensor, y: Tensor, kernel: str = "polynomial", bandwidth: float | None = None) -> MMDEstimate:
+def mmd2_unbiased(x: Tensor, y: Tensor, kernel: str = "polynomial", bandwidth: Bandwidth | None = None) -> MMDEstimate:
     """Unbiased ``MMD^2`` between samples ``x`` [m, ...] and ``y`` [n, ...] (flattened per sample) and its
     jackknife standard error; see the module docstring. Needs ``m, n >= 3``. ``kernel="rbf"`` without
     ``bandwidth``: the median pairwise distance of the pooled samples."""
