@@ -1,10 +1,13 @@
 #!/usr/bin/env python
 """Throughput and peak memory of DGflow refinement: ``dgflow.refine`` vs a plain loop of the same
-update, each speed option on and off, 1 and 2 processes, against the physical floor.
+update, each speed option on and off, 1 and 2 processes, against the physical floor; and the
+selectors (MH-GAN, DRS) through ``dgflow.select``, 1 and 2 processes, against their floor.
 
 Models (eval mode):
   mlp-2d          the shipped 2-D MLPs (25 Gaussians; G 2-256-256-256-2, D 2-512-512-512-1)
-  mnist-sndcgan   the trained MNIST SN-DCGAN (/work/models/mnist/sndcgan/checkpoint.pt, or --mnist)
+  mlp-gan         the MNIST-sized MLP GAN of issue 15 (benchmarks/refine_overhead.py's: 100-d latent,
+                  G 100-256-784, D 784-256-1), randomly initialised
+  mnist-sndcgan   the trained MNIST SN-DCGAN (runs/mnist/sndcgan/checkpoint.pt, or --mnist)
   cifar-resnet    the CIFAR-10 ResNet SN-GAN of Miyato et al. (G width 256, D width 128, 3x32x32),
                   randomly initialised: the cost of a step does not depend on the weights
 
@@ -19,6 +22,18 @@ Processes: 1, or 2 started by torchrun (gloo); each rank takes every second batc
 (dgflow.distributed.shard) and the time is the slowest rank's. Every row runs in fresh processes
 (``--_worker``), with --threads threads per process.
 
+Selectors (mlp-2d and mlp-gan; no speed options), timed around one ``dgflow.select(..., shard=True)``:
+  mhgan      method="mhgan", chain_length K, real data: 1,000 points of the 25 Gaussians (mlp-2d, as
+             ``dgflow demo``'s calibration_real) or, for the random-weight mlp-gan, 1,000 samples of the
+             generator itself standing in for real data (half calibrate, half start the chains)
+  drs        method="drs" (gamma from the burn-in): sequential in its proposals, so 1 process only
+  drs-chain  method="drs", gamma_per_chain=True, chain_length K (the authors' rule: a chain per sample)
+With 2 processes each rank evaluates every second chain (MH-GAN, DRS per chain); the burn-in and the
+calibration run on every rank. The selection (latents, samples, logits) must be bit-identical to the
+1-process one ("same as 1 proc"). Selector floor: G forward + D forward (no grad) per proposal,
+measured on one batch in the 1-process worker (best of 3), times the proposals evaluated (chain
+proposals divided by the process count, plus burn-in / calibration proposals).
+
 Physical floor: S x (batches) x [one G forward + one D forward + one backward to z] on one batch,
 float32, eager, measured in the 1-process worker (best of 3); "floor %" = floor / time, so 100%
 means the step costs exactly the networks and nothing else (reduced precision can beat it).
@@ -27,15 +42,17 @@ Peak memory: the peak RSS of the process during the timed run minus the RSS befo
 VmHWM, reset through /proc/self/clear_refs; see refine_overhead.py), the largest over ranks; on
 CUDA torch.cuda.max_memory_allocated() minus the allocation before the run.
 
-    python benchmarks/scale.py --quick                                 # smoke run
+    python benchmarks/scale.py --quick --clock cpu       # smoke run: mlp-gan, tiny, option none, 8 launches
     python benchmarks/scale.py --clock cpu                             # on a shared machine
     python benchmarks/scale.py --models mlp-2d mnist-sndcgan --json scale.json
+    python benchmarks/scale.py --clock cpu --models mlp-2d mlp-gan --impls mhgan drs drs-chain   # selectors
     python benchmarks/scale.py --device cuda --models cifar-resnet --n 50000 --batch 500 --steps 25
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -48,10 +65,23 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 ETA, GAMMA = 0.1, 0.01
-MNIST = "/work/models/mnist/sndcgan/checkpoint.pt"
+MNIST = "runs/mnist/sndcgan/checkpoint.pt"
 # model: (N, batch, steps) on the CPU by default
-SIZES = {"mlp-2d": (10_000, 1000, 10), "mnist-sndcgan": (2000, 500, 5), "cifar-resnet": (64, 32, 2)}
+SIZES = {"mlp-2d": (10_000, 1000, 10), "mlp-gan": (5000, 500, 25), "mnist-sndcgan": (2000, 500, 5),
+         "cifar-resnet": (64, 32, 2)}
+QUICK_SIZES = {"mlp-2d": (400, 100, 2), "mlp-gan": (400, 100, 2), "mnist-sndcgan": (64, 32, 1),
+               "cifar-resnet": (8, 4, 1)}
 OPTIONS = ("none", "bf16", "compile", "channels_last", "microbatch", "bf16+channels_last")
+REFINE_IMPLS = ("plain", "refine")
+# selector: dgflow.select options (K = chain length, B = DRS burn-in)
+SELECTORS = {"mhgan": lambda k, b: dict(method="mhgan", chain_length=k),
+             "drs": lambda k, b: dict(method="drs", burn_in=b),
+             "drs-chain": lambda k, b: dict(method="drs", gamma_per_chain=True, chain_length=k, burn_in=b)}
+SHARDED = ("mhgan", "drs-chain")  # independent chains: split over the ranks
+# model: (chains, proposals per chain K, batch, DRS burn-in, real points for MH-GAN)
+SELECT_SIZES = {"mlp-2d": (1000, 640, 2000, 10_000, 1000), "mlp-gan": (200, 640, 500, 10_000, 1000)}
+QUICK_SELECT_SIZES = {"mlp-2d": (32, 16, 64, 200, 100), "mlp-gan": (32, 16, 64, 200, 100)}
+QUICK_MULTI = ("refine", "mhgan")  # --quick starts torchrun (~6 CPU s a launch) for these only
 
 
 def build(model: str, device: torch.device, mnist: str):
@@ -63,6 +93,11 @@ def build(model: str, device: torch.device, mnist: str):
 
         g, d, _ = load_toy("25gaussians")
         z_dim = 2
+    elif model == "mlp-gan":  # the one definition: benchmarks/refine_overhead.py (seeds torch itself)
+        sys.path.insert(0, str(HERE))
+        from refine_overhead import build_models
+
+        return build_models("mlp-gan", device)
     elif model == "mnist-sndcgan":
         models, _ = load_checkpoint(mnist)
         g, d = models["generator"], models["discriminator"]
@@ -164,6 +199,10 @@ def worker(cfg: dict) -> None:
     ctx = distributed.init(cfg["device"])
     device = ctx.device
     g, d, z_dim = build(cfg["model"], device, cfg["mnist"])
+    if cfg["impl"] in SELECTORS:
+        select_worker(cfg, ctx, g, d, z_dim)
+        distributed.finalize(ctx)
+        return
     n, batch, steps = cfg["n"], cfg["batch"], cfg["steps"]
     z = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(1))
     speed = speed_of(cfg["option"], batch)
@@ -201,6 +240,72 @@ def worker(cfg: dict) -> None:
     distributed.finalize(ctx)
 
 
+def real_points(model: str, g, z_dim: int, count: int, device) -> torch.Tensor:
+    """MH-GAN's held-out "real" data: 25-Gaussians points (mlp-2d, as ``dgflow demo``'s
+    calibration_real), or samples of the random-weight generator itself (mlp-gan)."""
+    if model == "mlp-2d":
+        from dgflow.data.toy import sample_toy
+
+        return sample_toy("25gaussians", count, seed=20_000)
+    with torch.no_grad():
+        return g(torch.randn(count, z_dim, generator=torch.Generator().manual_seed(2)).to(device)).cpu()
+
+
+def proposal_floor(g, d, z_dim: int, batch: int, device, clock, repeats: int = 3) -> float:
+    """Seconds per proposal of the networks alone: G forward + D forward (no grad) on one batch / batch."""
+    z = torch.randn(batch, z_dim).to(device)
+    best = math.inf
+    with torch.no_grad():
+        for _ in range(repeats + 1):
+            sync(device)
+            t0 = clock()
+            d(g(z))
+            sync(device)
+            best = min(best, clock() - t0)
+    return best / batch
+
+
+def digest(*tensors: torch.Tensor) -> str:
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def select_worker(cfg: dict, ctx, g, d, z_dim: int) -> None:
+    """One ``dgflow.select(..., shard=True)`` on every rank; rank 0 prints times, counts and a digest."""
+    import dgflow
+    from dgflow import distributed
+
+    impl, device, chains, length, batch = cfg["impl"], ctx.device, cfg["n"], cfg["steps"], cfg["batch"]
+    real = real_points(cfg["model"], g, z_dim, cfg["real"], device) if impl == "mhgan" else None
+
+    def run(n: int, k: int, burn_in: int):
+        return dgflow.select(g, d, n, latent_shape=(z_dim,), real=real, batch_size=batch, device=device, seed=0,
+                             progress=False, shard=True, **SELECTORS[impl](k, burn_in))
+
+    floor = None
+    if ctx.world_size == 1:
+        floor = proposal_floor(g, d, z_dim, batch, device, CLOCKS[cfg["clock"]])
+    run(min(chains, 8), 4, 64)  # warm-up (lazy imports: sklearn for the calibration)
+    distributed.barrier()
+    t0, c0 = time.perf_counter(), time.process_time()
+    res = run(chains, length, cfg["burn_in"])
+    sync(device)
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    if impl == "drs":  # burn-in and proposals, all on every rank
+        sharded, alone = 0, cfg["burn_in"] + res.n_proposals
+    else:  # chains x K split over the ranks; calibration fakes (MH-GAN) or burn-in (DRS) on every rank
+        sharded, alone = res.n_proposals, len(real) // 2 if impl == "mhgan" else cfg["burn_in"]
+    results = distributed.gather((elapsed, cpu, digest(res.z, res.x, res.logits)))
+    if ctx.is_main:
+        print(json.dumps({"wall": max(r[0] for r in results), "cpu": max(r[1] for r in results),
+                          "digest": results[0][2], "ranks_agree": len({r[2] for r in results}) == 1,
+                          "floor_per_proposal": floor, "sharded": sharded, "alone": alone,
+                          "acceptance": res.acceptance_rate, "ranks": len(results),
+                          "chain_ranks": res.info.get("ranks", 1)}))
+
+
 def launch(cfg: dict) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(cfg["threads"]), "MALLOC_MMAP_THRESHOLD_": "131072",
            "PYTHONPATH": os.pathsep.join([str(HERE.parent / "src"), os.environ.get("PYTHONPATH", "")])}
@@ -215,7 +320,18 @@ def launch(cfg: dict) -> dict:
     return json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])
 
 
+def markdown(head: list[str], lines: list[list[str]]) -> None:
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(head)]
+    print()
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for line in lines:
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(line, widths)) + " |")
+
+
 def print_table(rows: list[dict], clock: str) -> None:
+    if not rows:
+        return
     floors = {r["model"]: r["floor"] for r in rows if r["floor"] is not None and r["option"] == "none"}
     base = {(r["model"], r["nproc"]): r["time"] for r in rows if r["impl"] == "plain" and r["option"] == "none"}
     head = ["model", "N x steps (batch)", "procs", "impl", "option", f"{clock} s", "samples*steps/s", "peak MiB",
@@ -229,12 +345,7 @@ def print_table(rows: list[dict], clock: str) -> None:
                       "-" if r["peak_mib"] is None else f"{r['peak_mib']:.0f}",
                       "-" if plain is None else f"{plain / r['time']:.2f}x",
                       "-" if floor is None else f"{100 * floor / r['nproc'] / r['time']:.0f}%", f"{r['wall']:.2f}"])
-    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(head)]
-    print()
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for line in lines:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(line, widths)) + " |")
+    markdown(head, lines)
     print(f"\n# times: {clock} clock; floor: steps x batches x (G forward + D forward + backward to z), "
           "float32 eager, 1 process (divided by the process count for 'floor %'); "
           "'vs plain' = plain-loop time (no option, same process count) / time")
@@ -245,24 +356,59 @@ def print_table(rows: list[dict], clock: str) -> None:
               f"50,000 samples x 25 steps at the floor: {per / r['batch'] * 50_000 * 25 / 60:.1f} min")
 
 
+def print_select_table(rows: list[dict], clock: str) -> None:
+    if not rows:
+        return
+    per = {(r["model"], r["batch"]): r["floor_per_proposal"] for r in rows if r["floor_per_proposal"] is not None}
+    one = {(r["model"], r["impl"], r["n"], r["steps"]): r["digest"] for r in rows if r["nproc"] == 1}
+    head = ["model", "chains x K (batch)", "procs", "selector", "proposals evaluated", f"{clock} s", "proposals/s",
+            "floor %", "acceptance", "same as 1 proc", "wall s"]
+    lines = []
+    for r in rows:
+        total = r["sharded"] + r["alone"]
+        floor = per.get((r["model"], r["batch"]))
+        ref = one.get((r["model"], r["impl"], r["n"], r["steps"]))
+        same = "-" if r["nproc"] == 1 else "?" if ref is None else (
+            "yes" if r["digest"] == ref and r["ranks_agree"] else "NO")
+        if not r["ranks_agree"]:
+            same = "NO (ranks differ)"
+        lines.append([r["model"], f"{r['n']} x {r['steps']} ({r['batch']})", str(r["nproc"]), r["impl"],
+                      f"{total:,}", f"{r['time']:.2f}", f"{total / r['time']:,.0f}",
+                      "-" if floor is None else f"{100 * floor * (r['sharded'] / r['nproc'] + r['alone']) / r['time']:.0f}%",
+                      f"{r['acceptance']:.3f}", same, f"{r['wall']:.2f}"])
+    markdown(head, lines)
+    print(f"\n# times: {clock} clock, one dgflow.select(..., shard=True) call (the busiest rank); proposals evaluated: "
+          "G + D forward passes (chains x K, plus DRS's burn-in or MH-GAN's calibration fakes); floor %: "
+          "networks alone (G + D forward per proposal, 1 process) on the chain proposals / procs + the rest, "
+          "over the time; 'same as 1 proc': latents, samples and logits bit-identical to the 1-process selection")
+    for (model, batch), floor in per.items():
+        print(f"# {model}: selector floor {floor * 1e6:.2f} us per proposal (G + D forward, batch {batch})")
+    multi = [line[-2] for line in lines if line[2] != "1"]
+    if multi:
+        print(f"# 2-process selection identical to the 1-process one: {'yes' if all(m == 'yes' for m in multi) else 'no'}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", nargs="+", default=list(SIZES), choices=list(SIZES))
-    p.add_argument("--impls", nargs="+", default=["plain", "refine"], choices=["plain", "refine"])
-    p.add_argument("--options", nargs="+", default=list(OPTIONS), choices=list(OPTIONS))
+    p.add_argument("--models", nargs="+", choices=list(SIZES), help="default: all (--quick: mlp-gan)")
+    p.add_argument("--impls", nargs="+", default=[*REFINE_IMPLS, *SELECTORS], choices=[*REFINE_IMPLS, *SELECTORS],
+                   help="refinement (plain, refine) and selectors (mhgan, drs, drs-chain; mlp-2d and mlp-gan "
+                        "only); default: all")
+    p.add_argument("--options", nargs="+", choices=list(OPTIONS), help="speed options (default: all; --quick: none)")
     p.add_argument("--nproc", nargs="+", type=int, default=[1, 2])
-    p.add_argument("--n", type=int, help="samples (default: per model, see SIZES)")
+    p.add_argument("--n", type=int, help="samples, or selector chains (default: per model, see SIZES, SELECT_SIZES)")
     p.add_argument("--batch", type=int)
-    p.add_argument("--steps", type=int)
+    p.add_argument("--steps", type=int, help="refinement steps, or selector chain length K")
     p.add_argument("--threads", type=int, default=1, help="threads per process (default 1, as torchrun sets)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                    help="wall: elapsed time of the slowest rank; cpu: CPU time of the busiest rank, which "
                         "waiting for a shared core does not inflate (what each rank would take on its own core)")
     p.add_argument("--mnist", default=MNIST, help="MNIST SN-DCGAN checkpoint (default: %(default)s)")
-    p.add_argument("--quick", action="store_true", help="tiny sizes, mlp-2d only")
+    p.add_argument("--quick", action="store_true",
+                   help="tiny sizes; mlp-gan and option none unless given; 2+ processes for refine and mhgan only")
     p.add_argument("--json")
-    p.add_argument("--table", nargs="+", metavar="JSON", help="print one table from saved --json files and exit")
+    p.add_argument("--table", nargs="+", metavar="JSON", help="print the tables from saved --json files and exit")
     p.add_argument("--_worker", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args._worker:
@@ -270,37 +416,65 @@ def main() -> None:
         return
     if args.table:
         runs = [json.loads(Path(f).read_text()) for f in args.table]
-        print_table([r for run in runs for r in run["rows"]], runs[0]["meta"]["clock"])
+        rows = [r for run in runs for r in run["rows"]]
+        print_table([r for r in rows if r["impl"] in REFINE_IMPLS], runs[0]["meta"]["clock"])
+        print_select_table([r for r in rows if r["impl"] in SELECTORS], runs[0]["meta"]["clock"])
         return
-    if args.quick:
-        args.models, sizes = ["mlp-2d"], {"mlp-2d": (400, 100, 2)}
-    else:
-        sizes = dict(SIZES)
+    models = args.models or (["mlp-gan"] if args.quick else list(SIZES))
+    options = args.options or (["none"] if args.quick else list(OPTIONS))
+    sizes, select_sizes = (QUICK_SIZES, QUICK_SELECT_SIZES) if args.quick else (SIZES, SELECT_SIZES)
+    if "mnist-sndcgan" in models and not Path(args.mnist).is_file():
+        p.error(f"--mnist: no MNIST SN-DCGAN checkpoint at {args.mnist}; train one (dgflow train gan --dataset "
+                f"mnist --data DATA --out runs/mnist/sndcgan), pass --mnist PATH, or leave mnist-sndcgan out of "
+                f"--models")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"# torch {torch.__version__}, device {args.device}, {os.cpu_count()} cores, {args.threads} thread(s) per "
           f"process, 1-min load average before the run: {load:.2f}")
     rows = []
-    for model in args.models:
+
+    def measure(cfg: dict, label: str) -> None:
+        t0 = time.time()
+        res = launch(cfg)
+        res["time"] = res[args.clock]
+        rows.append({**cfg, **res})
+        print(f"# {label} x{cfg['nproc']}: wall {res['wall']:.2f} s, cpu {res['cpu']:.2f} s "
+              f"({time.time() - t0:.0f} s with start-up)", flush=True)
+
+    common = dict(threads=args.threads, device=args.device, mnist=str(args.mnist), clock=args.clock)
+    for model in models:
         n, batch, steps = sizes[model]
         n, batch, steps = args.n or n, args.batch or batch, args.steps or steps
-        for option in args.options:
-            if "channels_last" in option and model == "mlp-2d":
+        for option in options:
+            if "channels_last" in option and model in ("mlp-2d", "mlp-gan"):
                 continue  # no convolutions
             for nproc in args.nproc:
-                for impl in args.impls:
-                    cfg = dict(model=model, impl=impl, option=option, nproc=nproc, n=n, batch=batch, steps=steps,
-                               threads=args.threads, device=args.device, mnist=args.mnist, clock=args.clock)
-                    t0 = time.time()
-                    res = launch(cfg)
-                    res["time"] = res[args.clock]
-                    rows.append({**cfg, **res})
-                    print(f"# {model} {impl} {option} x{nproc}: wall {res['wall']:.2f} s, cpu {res['cpu']:.2f} s "
-                          f"({time.time() - t0:.0f} s with start-up)", flush=True)
-    print_table(rows, args.clock)
+                for impl in [i for i in args.impls if i in REFINE_IMPLS]:
+                    if args.quick and nproc > 1 and impl not in QUICK_MULTI:
+                        continue
+                    measure(dict(model=model, impl=impl, option=option, nproc=nproc, n=n, batch=batch, steps=steps,
+                                 **common), f"{model} {impl} {option}")
+        selectors = [i for i in args.impls if i in SELECTORS]
+        if selectors and model not in select_sizes:
+            print(f"# selectors: not timed on {model} (mlp-2d and mlp-gan only)")
+            continue
+        for impl in selectors:
+            chains, length, batch, burn_in, real = select_sizes[model]
+            chains, length, batch = args.n or chains, args.steps or length, args.batch or batch
+            for nproc in args.nproc:
+                if nproc > 1 and impl not in SHARDED:
+                    print(f"# {model} {impl} x{nproc}: skipped (DRS's default rule is sequential: one process)")
+                    continue
+                if args.quick and nproc > 1 and impl not in QUICK_MULTI:
+                    continue
+                measure(dict(model=model, impl=impl, option="none", nproc=nproc, n=chains, batch=batch, steps=length,
+                             burn_in=burn_in, real=real, **common), f"{model} {impl}")
+    print_table([r for r in rows if r["impl"] in REFINE_IMPLS], args.clock)
+    print_select_table([r for r in rows if r["impl"] in SELECTORS], args.clock)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"meta": {"torch": torch.__version__, "load_average": load, "threads": args.threads,
-                                "device": args.device, "clock": args.clock}, "rows": rows}, fh, indent=2)
+                                "device": args.device, "clock": args.clock, "quick": args.quick}, "rows": rows},
+                      fh, indent=2)
 
 
 if __name__ == "__main__":

@@ -94,12 +94,16 @@ def metrics_table(rows: dict[str, dict[str, float]], first: str) -> str:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    configure_threads(quiet=args.quiet)
+    threads = configure_threads(quiet=args.quiet)
     from .experiments.toy2d import run_toy2d
 
     _say(args, f"dgflow demo: 2-D reproduction (n={args.n} samples per method, seed {args.seed}) -> {args.out}/")
+    processes = min(threads, len(args.datasets))  # one process per dataset while there are threads to share
+    if processes > 1:
+        _say(args, f"the {len(args.datasets)} datasets run side by side in {processes} processes, "
+             f"{threads // processes} thread(s) each (same numbers as one after the other)")
     results = run_toy2d(args.out, datasets=tuple(args.datasets), n=args.n, seed=args.seed,
-                        progress=not args.quiet, methods=args.methods)
+                        progress=not args.quiet, methods=args.methods, processes=processes)
     from .experiments.toy2d import format_table
 
     _say(args, "\n" + format_table(results).rstrip() + "\n(higher is better: % high quality, modes, KDE; "

@@ -169,24 +169,25 @@ class SampleNoise:
 
     def _draw(self, kind: int, shape: Sequence[int], step: int, stream: str, dtype: torch.dtype) -> torch.Tensor:
         """Step ``step`` of a stream, from a prefetched block when the caller walks through steps in order."""
+        shape = tuple(shape)
+        key = (kind, shape, stream, dtype)
+        block = self._blocks.get(key)
+        if block is not None and type(step) is int and block[0] <= step < block[1]:  # the fast path: a prefetched step
+            self._last_step[key] = step
+            return block[2][step - block[0]]
         step = operator.index(step)
         if step < 0:
             raise ValueError(f"step must be a whole number >= 0, got {step!r}")
         shape = tuple(int(s) for s in shape)
         key = (kind, shape, stream, dtype)
-        block = self._blocks.get(key)
-        if block is not None and block[0] <= step < block[0] + len(block[1]):
-            values = block[1][step - block[0]]
-        else:
-            ahead = 1
-            if self._last_step.get(key) == step - 1:  # sequential use: prefetch the next steps
-                ahead = max(1, min(PREFETCH_STEPS, PREFETCH_ELEMENTS // max(1, len(self) * _numel(shape))))
-            make = self._normals if kind == _NORMAL else self._uniforms
-            block_values = make(_numel(shape), range(step, step + ahead), stream, dtype)
-            self._blocks[key] = (step, block_values)
-            values = block_values[0]
+        ahead = 1
+        if self._last_step.get(key) == step - 1:  # sequential use: prefetch the next steps
+            ahead = max(1, min(PREFETCH_STEPS, PREFETCH_ELEMENTS // max(1, len(self) * _numel(shape))))
+        make = self._normals if kind == _NORMAL else self._uniforms
+        values = make(_numel(shape), range(step, step + ahead), stream, dtype).reshape(ahead, len(self), *shape)
+        self._blocks[key] = (step, step + ahead, values)  # [first step, end step, [steps, B, *shape]]
         self._last_step[key] = step
-        return values.reshape(len(self), *shape)
+        return values[0]
 
     def _uniforms(self, count: int, steps: range, stream: str, dtype: torch.dtype) -> torch.Tensor:
         pairs = (count + 1) // 2

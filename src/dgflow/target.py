@@ -103,8 +103,12 @@ class Target:
 
     @torch.no_grad()
     def logit(self, z: Tensor) -> Tensor:
-        """``d(g(z))`` without gradients."""
-        return self.discriminate(self.sample(z))
+        """``d(g(z))`` without gradients, checked as :meth:`evaluate` checks: one finiteness test on the logits (a
+        NaN in ``x`` reaches them; the error still names the generator when it made the NaN)."""
+        x = self.sample(z, check_finite=False)
+        d = self.discriminate(x, check_finite=False)
+        self._check_finite(z, x, d, None)
+        return d
 
     def evaluate(self, z: Tensor, grad: bool = True) -> Evaluation:
         """Forward (and backward to ``z`` when ``grad``); parameters get no ``.grad``."""
