@@ -263,18 +263,29 @@ def test_thread_default_never_exceeds_cores_or_affinity(monkeypatch):
     assert cli.torch_threads_default() == 1
 
 
-def test_configure_threads_says_what_it_chose(monkeypatch, capsys):
+def test_busy_cpus_measures_other_processes_now():
     import os
+    import sys
+
+    from dgflow import cli
+
+    busy, how = cli.busy_cpus(0.05)
+    assert 0.0 <= busy <= (os.cpu_count() or 1) and how
+    if sys.platform.startswith("linux"):  # measured from /proc/stat, not the lagging load average
+        assert "of the CPUs" in how
+
+
+def test_configure_threads_says_what_it_chose(monkeypatch, capsys):
 
     from dgflow import cli
 
     before = torch.get_num_threads()
     try:
         monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-        monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))  # idle: the default
+        monkeypatch.setattr(cli, "busy_cpus", lambda: (0.0, "idle"))  # idle: the default
         assert cli.configure_threads() == cli.torch_threads_default() == torch.get_num_threads()
         assert "physical core" in capsys.readouterr().err
-        monkeypatch.setattr(os, "getloadavg", lambda: (1000.0, 0.0, 0.0))  # every CPU busy: one thread
+        monkeypatch.setattr(cli, "busy_cpus", lambda: (1000.0, "busy"))  # every CPU busy: one thread
         assert cli.configure_threads() == 1 == torch.get_num_threads()
         assert cli.configure_threads(requested=2) == 2 == torch.get_num_threads()
         assert "2 CPU thread(s) (--threads)" in capsys.readouterr().err

@@ -14,6 +14,7 @@ import logging
 import os
 import pickle
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -98,12 +99,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .experiments.toy2d import run_toy2d
 
     _say(args, f"dgflow demo: 2-D reproduction (n={args.n} samples per method, seed {args.seed}) -> {args.out}/")
-    processes = min(threads, len(args.datasets))  # one process per dataset while there are threads to share
-    if processes > 1:
-        _say(args, f"the {len(args.datasets)} datasets run side by side in {processes} processes, "
-             f"{threads // processes} thread(s) each (same numbers as one after the other)")
+    workers = min(threads, len(args.datasets))  # datasets at once while there are threads to share
+    if workers > 1:
+        _say(args, f"the {len(args.datasets)} datasets run side by side, {threads // workers} thread(s) each "
+             "(same numbers as one after the other)")
     results = run_toy2d(args.out, datasets=tuple(args.datasets), n=args.n, seed=args.seed,
-                        progress=not args.quiet, methods=args.methods, processes=processes)
+                        progress=not args.quiet, methods=args.methods, workers=workers)
     from .experiments.toy2d import format_table
 
     _say(args, "\n" + format_table(results).rstrip() + "\n(higher is better: % high quality, modes, KDE; "
@@ -451,12 +452,35 @@ def torch_threads_default() -> int:
     return max(1, min(physical_cores(cpus), len(cpus)) // ranks)
 
 
+def busy_cpus(interval: float = 0.1) -> tuple[float, str]:
+    """How many CPUs other processes keep busy now, and how that was measured.
+
+    Linux: the non-idle share of all CPUs' time in ``/proc/stat`` over ``interval`` seconds (this process sleeps
+    meanwhile) times the CPU count. Elsewhere the 1-minute load average, which lags: a job that ended a
+    minute ago still counts (on Linux it made ``dgflow demo`` right after another run take one thread).
+    """
+    def cpu_times() -> tuple[int, int]:  # (all, idle + iowait) in clock ticks since boot
+        with open("/proc/stat") as fh:
+            ticks = [int(v) for v in fh.readline().split()[1:]]
+        return sum(ticks), ticks[3] + ticks[4]
+
+    try:
+        total, idle = cpu_times()
+        time.sleep(interval)
+        total2, idle2 = cpu_times()
+    except (OSError, ValueError, IndexError):
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        return load, f"load average {load:.1f}"
+    share = 1 - (idle2 - idle) / max(1, total2 - total)
+    return share * (os.cpu_count() or 1), f"other processes use {share:.0%} of the CPUs"
+
+
 def configure_threads(requested: int | None = None, quiet: bool = False) -> int:
     """Set torch's CPU thread count for a CLI job and say so (one line on stderr).
 
     ``requested`` (``--threads``) or ``OMP_NUM_THREADS`` win; otherwise :func:`torch_threads_default` less
-    the CPUs other processes keep busy (the 1-minute load average, read before this job starts), at
-    least 1: on a loaded machine extra threads only wait for each other.
+    the CPUs other processes keep busy (:func:`busy_cpus`, measured before this job starts), at least 1: on a
+    loaded machine extra threads only wait for each other.
     """
     import torch
 
@@ -466,9 +490,9 @@ def configure_threads(requested: int | None = None, quiet: bool = False) -> int:
         n, why = torch.get_num_threads(), "OMP_NUM_THREADS"
     else:
         cores = torch_threads_default()
-        busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        busy, measured = busy_cpus()
         n = max(1, min(cores, round(len(_usable_cpus()) - busy)))
-        why = f"{cores} physical core(s) available, load average {busy:.1f}; set OMP_NUM_THREADS to choose"
+        why = f"{cores} physical core(s) available, {measured}; set OMP_NUM_THREADS to choose"
     torch.set_num_threads(n)
     if not quiet and os.environ.get("RANK", "0") == "0":
         print(f"dgflow: {n} CPU thread(s) ({why})", file=sys.stderr, flush=True)

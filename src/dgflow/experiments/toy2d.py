@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import functools
 import math
-import multiprocessing
+import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,30 +105,34 @@ def run_method(run: MethodRun, generator, critic, n: int, seed: int, calibration
 
 def run_toy2d(out_dir: str | Path = "dgflow-demo", datasets: tuple[str, ...] = ("25gaussians", "swissroll"),
               n: int = 2000, seed: int = 0, progress: bool = True, methods: list[str] | None = None,
-              weights: dict[str, str] | None = None, processes: int = 1) -> dict[str, Any]:
+              weights: dict[str, str] | None = None, workers: int = 1) -> dict[str, Any]:
     """Run every method on every dataset; write ``results.json``, ``table.md`` and ``<dataset>.png``.
 
-    ``processes > 1``: the datasets run side by side in that many fresh processes, each with an equal share
-    of this process's torch threads (the 2-D networks keep one core busier with one thread than two cores
-    with two: the threads of a small matrix product mostly wait for each other). Every dataset's numbers
-    are those of a sequential run: a dataset's work depends only on its own seeded streams.
+    ``workers > 1``: that many datasets run at once, in threads that share this process's torch threads
+    equally (one each on two): the 2-D networks' small products keep one core busier with one thread than two
+    cores with two threads that wait for each other, and the threads need no second start-up. Every
+    dataset's numbers are those of a sequential run: its work depends only on its own models and seeded
+    per-sample streams (the global torch generator is not used).
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a whole number >= 1 (samples per method), got {n!r}")
-    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
-        raise ValueError(f"processes must be a whole number >= 1, got {processes!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a whole number >= 1 (datasets run at once), got {workers!r}")
     unknown = sorted(set(methods or []) - {r.label for r in toy_methods("25gaussians")})
     if unknown:
         raise ValueError(f"unknown method label(s) {unknown}; choose from {[r.label for r in toy_methods('25gaussians')]}")
     out_dir = Path(out_dir)
-    processes = min(processes, len(datasets))
+    workers = min(workers, len(datasets))
     job = functools.partial(run_dataset, out_dir=out_dir, n=n, seed=seed, progress=progress, methods=methods,
-                            weights=weights, bars=progress and processes == 1)  # side by side: rows, no bars
-    if processes > 1:
-        threads = max(1, torch.get_num_threads() // processes)
-        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=torch.set_num_threads, initargs=(threads,)) as pool:
-            blocks = list(pool.map(job, datasets))
+                            weights=weights, bars=progress and workers == 1)  # side by side: rows, no bars
+    if workers > 1:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(max(1, threads // workers))
+        try:
+            with ThreadPoolExecutor(workers, thread_name_prefix="dgflow-demo") as pool:
+                blocks = list(pool.map(job, datasets))
+        finally:
+            torch.set_num_threads(threads)
     else:
         blocks = [job(dataset) for dataset in datasets]
     results: dict[str, Any] = {"n": n, "seed": seed, "kde_bandwidth": KDE_BANDWIDTH,
@@ -137,6 +141,9 @@ def run_toy2d(out_dir: str | Path = "dgflow-demo", datasets: tuple[str, ...] = (
     table = format_table(results)
     io.write_text(out_dir / "table.md", table)
     return results
+
+
+_PLOTTING = threading.Lock()
 
 
 def run_dataset(dataset: str, out_dir: Path, n: int, seed: int, progress: bool, methods: list[str] | None,
@@ -159,7 +166,8 @@ def run_dataset(dataset: str, out_dir: Path, n: int, seed: int, progress: bool, 
                            "method": run.method, "options": run.options}
         if progress:
             print(f"  {dataset:12s} {run.label:13s} {_fmt_row(rows[run.label])}", flush=True)
-    plot_panels(dataset, real, samples, out_dir / f"{dataset}.png", scores=rows)
+    with _PLOTTING:  # pyplot keeps global state: one figure at a time
+        plot_panels(dataset, real, samples, out_dir / f"{dataset}.png", scores=rows)
     return {"model": meta, "critic_offset": critic.offset, "methods": rows}
 
 
