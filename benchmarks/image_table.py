@@ -44,7 +44,10 @@ METHODS = {  # row name -> config overrides (on top of the model's config: DGflo
     "DGflow (KL)": {},
     "DGflow (JS)": {"f_div": "JS", "normalize_critic": True},
     "DGflow (logD)": {"f_div": "logD", "normalize_critic": True},
-    "DGflow (KL, auto)": {"eta": "auto", "steps": "auto", "heldout_real": 1000},  # issue 7's controller
+    # issue 7's controller, as measured for the README: the held-out mean-logit level (since issue 14 the default
+    # stop is the held-out distance; the level rule and the min_steps of then are asked for by name)
+    "DGflow (KL, auto)": {"eta": "auto", "steps": "auto", "heldout_real": 1000,
+                          "options": {"stop": "logit-level", "min_steps": 10}},
     "DOT": {"method": "dot"},
     "DDLS": {"method": "ddls", "steps": 100, "save_interval": 100},
     "DRS": {"method": "drs"},

@@ -430,8 +430,8 @@ NEEDS_HELDOUT = (
     'steps="auto" chooses the step at which the samples are closest to real data, and needs held-out real samples: '
     "pass heldout=<a few hundred to 1,000 real samples shaped like the generator's output> (config: heldout_real: "
     '1000). Without real data, give steps (e.g. the published steps=25; eta="auto" still chooses the step size), or '
-    'ask for the discriminator-only rule with stop="logit-level" (on the benchmark models of '
-    "benchmarks/results/auto_step.md it was often worse than the published defaults)")
+    'ask for the discriminator-only rule with stop="logit-level" (worse than the published defaults on all six '
+    "benchmark models of the README's automatic step size section)")
 
 
 def _pilot(refiner: Refiner, size: float, steps: int, target: Target, z0: Tensor, noise: SampleNoise,
