@@ -125,6 +125,16 @@ class MLPGANDiscriminator(nn.Module):
 MODELS = ("mlp-2d", "conv-32x32", "mlp-gan")
 
 
+def markdown(head: list[str], lines: list[list[str]]) -> None:
+    """Print a markdown table with padded columns (benchmarks/scale.py prints its tables with it too)."""
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(head)]
+    print()
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for line in lines:
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(line, widths)) + " |")
+
+
 def build_models(model: str, device: torch.device):
     torch.manual_seed(0)
     if model == "mlp-2d":
@@ -444,12 +454,7 @@ def main() -> None:
         lines.append([r["model"], str(r["batch"]), str(r["n"]), str(r["steps"]), r["impl"], f"{r['time']:.3f}",
                       f"{r['median']:.3f}", f"{r['throughput']:,.0f}", "-" if peak is None else f"{peak:.1f}",
                       f"{r['ratio']:.3f}", f"{r['ratio_median']:.3f}", "-" if r["impl"] == "plain loop" else f"{r['overhead_us_per_step']:+.0f}"])
-    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(head)]
-    print()
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for line in lines:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(line, widths)) + " |")
+    markdown(head, lines)
 
     if args.json:
         meta = dict(torch=torch.__version__, dgflow=dgflow.__version__, device=str(device), threads=torch.get_num_threads(),

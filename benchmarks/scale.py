@@ -321,12 +321,10 @@ def launch(cfg: dict) -> dict:
 
 
 def markdown(head: list[str], lines: list[list[str]]) -> None:
-    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(head)]
-    print()
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for line in lines:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(line, widths)) + " |")
+    """refine_overhead.py's table printer (one definition)."""
+    from refine_overhead import markdown as print_markdown
+
+    print_markdown(head, lines)
 
 
 def print_table(rows: list[dict], clock: str) -> None:
