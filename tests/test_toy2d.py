@@ -46,6 +46,8 @@ def test_datasets_side_by_side_give_the_numbers_of_a_sequential_run(tmp_path):
     assert (tmp_path / "p" / "swissroll.png").stat().st_size > 0
     with pytest.raises(ValueError, match="workers must be a whole number"):
         run_toy2d(tmp_path, workers=0)
+    with pytest.raises(FileNotFoundError):  # an error in one dataset's thread reaches the caller
+        run_toy2d(tmp_path / "e", workers=2, weights={"swissroll": str(tmp_path / "missing.pt")}, **kw)
 
 
 def test_cli_demo_runs_and_prints_the_table(tmp_path, capsys):

@@ -14,6 +14,7 @@ import logging
 import os
 import pickle
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -764,6 +765,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # only commands that save their work as they go can be resumed; the others start over
         again = "rerun the same command to resume" if getattr(args, "resumes", False) else "rerun to start again"
         print(f"dgflow: interrupted; {again}", file=sys.stderr)
+        if any(t.name.startswith("dgflow-") and t.is_alive() for t in threading.enumerate()):
+            print("dgflow: stopping after the methods in progress (Ctrl-C again to quit at once)", file=sys.stderr)
         return 130
     except ANTICIPATED as exc:
         if show_trace:

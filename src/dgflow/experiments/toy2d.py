@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import functools
 import math
+import queue
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,8 +130,7 @@ def run_toy2d(out_dir: str | Path = "dgflow-demo", datasets: tuple[str, ...] = (
         threads = torch.get_num_threads()
         torch.set_num_threads(max(1, threads // workers))
         try:
-            with ThreadPoolExecutor(workers, thread_name_prefix="dgflow-demo") as pool:
-                blocks = list(pool.map(job, datasets))
+            blocks = side_by_side(lambda dataset, cancelled: job(dataset, cancelled=cancelled), list(datasets), workers)
         finally:
             torch.set_num_threads(threads)
     else:
@@ -146,10 +146,49 @@ def run_toy2d(out_dir: str | Path = "dgflow-demo", datasets: tuple[str, ...] = (
 _PLOTTING = threading.Lock()
 
 
+def side_by_side(job: Callable[[str, Callable[[], bool]], Any], items: list[str], workers: int) -> list[Any]:
+    """``[job(item, cancelled) for item in items]``, ``workers`` items at a time in threads; the first error is
+    raised here. This thread waits in short joins, so Ctrl-C reaches it at once: it sets ``cancelled()``, which the
+    jobs check between methods, and re-raises (the process ends when the methods in progress have finished)."""
+    results: list[Any] = [None] * len(items)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for i in range(len(items)):
+        todo.put(i)
+
+    def work() -> None:
+        while not errors and not stop.is_set():
+            try:
+                i = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                results[i] = job(items[i], stop.is_set)
+            except BaseException as exc:  # noqa: BLE001 (re-raised in the calling thread)
+                errors.append(exc)
+
+    pool = [threading.Thread(target=work, name=f"dgflow-demo-{k}") for k in range(workers)]
+    for t in pool:
+        t.start()
+    try:
+        while any(t.is_alive() for t in pool):
+            for t in pool:
+                t.join(0.2)
+    except BaseException:
+        stop.set()
+        raise
+    if errors:
+        raise errors[0]
+    return results
+
+
 def run_dataset(dataset: str, out_dir: Path, n: int, seed: int, progress: bool, methods: list[str] | None,
-                weights: dict[str, str] | None, bars: bool = True) -> dict[str, Any]:
+                weights: dict[str, str] | None, bars: bool = True,
+                cancelled: Callable[[], bool] = lambda: False) -> dict[str, Any] | None:
     """Every method on one dataset: its block of ``results.json``; draws ``<dataset>.png``. ``progress``:
-    print each method's row; ``bars``: and the methods' progress bars."""
+    print each method's row; ``bars``: and the methods' progress bars; ``cancelled()`` true: stop before the next
+    method and return None."""
     generator, critic, meta = load_models(dataset, (weights or {}).get(dataset), seed)
     real = sample_toy(dataset, n, seed=10_000 + seed)  # held-out: training used seed + 1000
     calibration_real = sample_toy(dataset, 1000, seed=20_000 + seed)
@@ -158,6 +197,8 @@ def run_dataset(dataset: str, out_dir: Path, n: int, seed: int, progress: bool, 
     for run in toy_methods(dataset):
         if methods and run.label not in methods and run.kind != "base":
             continue
+        if cancelled():  # interrupted while running side by side: stop between methods
+            return None
         start = time.perf_counter()
         x = run_method(run, generator, critic, n, seed, calibration_real, progress and bars)
         seconds = time.perf_counter() - start
