@@ -24,6 +24,7 @@ class FDivergence:
     """An f-divergence ``D_f(mu || rho)`` given by its convex generator ``f``."""
 
     name: str = "f"
+    constant_scale: float | None = None  # s(d) when it does not depend on d (KL: 1): the drift needs no per-sample factor
 
     def f(self, r: Tensor) -> Tensor:
         """The convex generator ``f(r)``, ``f(1) = 0``."""
@@ -47,6 +48,7 @@ class FDivergence:
 class KL(FDivergence):
     """Kullback-Leibler: ``f(r) = r log r``, ``s(d) = 1``."""
     name = "KL"
+    constant_scale = 1.0
 
     def f(self, r):
         return r * torch.log(r)

@@ -130,7 +130,7 @@ def run_toy2d(out_dir: str | Path = "dgflow-demo", datasets: tuple[str, ...] = (
         threads = torch.get_num_threads()
         torch.set_num_threads(max(1, threads // workers))
         try:
-            blocks = side_by_side(lambda dataset, cancelled: job(dataset, cancelled=cancelled), list(datasets), workers)
+            blocks = side_by_side(job, list(datasets), workers)
         finally:
             torch.set_num_threads(threads)
     else:
@@ -146,8 +146,8 @@ def run_toy2d(out_dir: str | Path = "dgflow-demo", datasets: tuple[str, ...] = (
 _PLOTTING = threading.Lock()
 
 
-def side_by_side(job: Callable[[str, Callable[[], bool]], Any], items: list[str], workers: int) -> list[Any]:
-    """``[job(item, cancelled) for item in items]``, ``workers`` items at a time in threads; the first error is
+def side_by_side(job: Callable[..., Any], items: list[str], workers: int) -> list[Any]:
+    """``[job(item, cancelled=...) for item in items]``, ``workers`` items at a time in threads; the first error is
     raised here. This thread waits in short joins, so Ctrl-C reaches it at once: it sets ``cancelled()``, which the
     jobs check between methods, and re-raises (the process ends when the methods in progress have finished)."""
     results: list[Any] = [None] * len(items)
@@ -164,7 +164,7 @@ def side_by_side(job: Callable[[str, Callable[[], bool]], Any], items: list[str]
             except queue.Empty:
                 return
             try:
-                results[i] = job(items[i], stop.is_set)
+                results[i] = job(items[i], cancelled=stop.is_set)
             except BaseException as exc:  # noqa: BLE001 (re-raised in the calling thread)
                 errors.append(exc)
 

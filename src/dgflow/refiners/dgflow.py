@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 from torch import Tensor
 
 from ..checks import check_positive
-from ..divergences import KL, FDivergence, get_divergence
+from ..divergences import FDivergence, get_divergence
 from ..rng import SampleNoise
 from ..rows import per_sample
 from ..target import Evaluation, Target
@@ -52,10 +52,9 @@ class DGflow(Refiner):
 
     def step(self, target: Target, state: Evaluation, n: int, noise: SampleNoise) -> tuple[Evaluation, StepInfo]:
         z = state.z
-        if type(self.divergence) is KL:  # s(d) = 1: eta * grad is eta * 1 * grad bit for bit, two passes fewer
-            drift = self.eta * state.grad
-        else:
-            drift = self.eta * per_sample(self.divergence.scale(state.logit).to(z.dtype), z) * state.grad
+        s = self.divergence.constant_scale  # a constant s(d) (KL: 1): (eta * s) * grad, two passes fewer, same bits
+        scale = s if s is not None else per_sample(self.divergence.scale(state.logit).to(z.dtype), z)
+        drift = self.eta * scale * state.grad
         z = target.constrain(langevin_step(z, drift, math.sqrt(2 * self.gamma * self.eta), noise, n, "dgflow"))
         return target.evaluate(z, grad=self.needs_grad(n)), StepInfo()
 
